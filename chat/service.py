@@ -1,0 +1,277 @@
+"""
+Rooms, members and history: the domain of chatroom, with no sockets in it.
+
+A L{ChatUser} is one logged-in connection (one account may have several);
+a L{Room} fans each message out to its members.  Rooms count and list
+I{users}, so someone logged in twice is one member, joins when the first
+of their connections enters and parts when the last one leaves.
+"""
+
+# test-case-name: tests.test_service
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chat.interfaces import IChatStore, IChatUser, NameTaken
+from chat.lines import format_line, format_timestamp
+
+__all__ = ["ChatRealm", "ChatService", "ChatUser", "Connection", "Room"]
+
+
+class Connection(Protocol):
+    """
+    What the domain needs from a client connection.
+    """
+
+    def write(self, data: bytes) -> None: ...
+
+    def shutdown(self, reason: str) -> Deferred[None]: ...
+
+
+@implementer(IChatUser)
+class ChatUser:
+    """
+    A logged-in connection, as the realm hands it out.
+    """
+
+    __slots__ = ("connection", "key", "name", "room", "service")
+
+    def __init__(self, name: str, service: ChatService, connection: Connection) -> None:
+        self.name = name
+        self.key = name.lower()
+        self.service = service
+        self.connection = connection
+        self.room: Room | None = None
+
+    def deliver(self, line: bytes) -> None:
+        self.connection.write(line)
+
+    def logout(self) -> None:
+        """
+        Leave the current room, telling its members; the realm's logout.
+        """
+        if self.room is not None:
+            self.service.leave(self)
+
+
+class Room:
+    """
+    A room: its members and the tail of its history, in memory.
+
+    @ivar recent: The last messages as C{(timestamp, user, text)}, oldest
+        first; joins are served from here, without touching the disk.
+    """
+
+    __slots__ = ("counts", "members", "name", "recent")
+
+    def __init__(
+        self, name: str, history: int, recent: Iterable[tuple[str, str, str]] = ()
+    ) -> None:
+        self.name = name
+        self.members: dict[ChatUser, None] = {}
+        self.counts: dict[str, int] = {}
+        self.recent: deque[tuple[str, str, str]] = deque(recent, maxlen=history)
+
+    def broadcast(self, line: bytes, skip: ChatUser | None = None) -> None:
+        """
+        Write one formatted line to every member: the bytes are made once,
+        whatever the size of the room.
+        """
+        for member in self.members:
+            if member is not skip:
+                member.connection.write(line)
+
+    def users(self) -> list[str]:
+        """
+        The names of the users in the room, each once, in the order they came.
+        """
+        seen: dict[str, str] = {}
+        for member in self.members:
+            seen.setdefault(member.key, member.name)
+        return list(seen.values())
+
+
+class ChatService(Service):
+    """
+    Holds the rooms and the connections, and keeps the store in step.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store: IChatStore,
+        clock: IReactorTime,
+        history: int = 50,
+        sync_interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.history = history
+        self.sync_interval = sync_interval
+        self.rooms: dict[str, Room] = {}
+        self.connections: set[Connection] = set()
+        self._creating: set[str] = set()
+        self._sync_call: IDelayedCall | None = None
+
+    def startService(self) -> None:
+        loaded = self.store.load(self.history)
+        self.rooms = {
+            name.lower(): Room(name, self.history, recent) for name, recent in loaded.items()
+        }
+        self.log.info("Loaded {count} rooms", count=len(self.rooms))
+        super().startService()
+        self._schedule_sync()
+
+    def _schedule_sync(self) -> None:
+        if self.sync_interval > 0:
+            self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
+
+    def _sync(self) -> None:
+        sync = getattr(self.store, "sync", None)
+        if sync is None:
+            return
+        d = sync()
+        d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
+        d.addBoth(lambda _: self._schedule_sync() if self.running else None)
+
+    def stopService(self) -> Deferred[Any]:
+        """
+        Say C{BYE} to everyone, wait (a little) for the goodbyes to leave,
+        then flush the store.
+        """
+        super().stopService()
+        if self._sync_call is not None and self._sync_call.active():
+            self._sync_call.cancel()
+        goodbyes = [c.shutdown("server shutting down") for c in list(self.connections)]
+        d: Deferred[Any] = DeferredList(goodbyes, consumeErrors=True)
+        timeout = self.clock.callLater(3, d.cancel)
+
+        def close(_: object) -> None:
+            if timeout.active():
+                timeout.cancel()
+            self.store.close()
+            self.log.info("Store closed")
+
+        d.addBoth(close)
+        return d
+
+    # Rooms
+
+    def find(self, name: str) -> Room | None:
+        return self.rooms.get(name.lower())
+
+    def room_exists(self, name: str) -> bool:
+        key = name.lower()
+        return key in self.rooms or key in self._creating
+
+    def room_list(self) -> list[tuple[str, int]]:
+        """
+        Every room with the number of users in it, sorted by name.
+        """
+        return [(room.name, len(room.counts)) for _, room in sorted(self.rooms.items())]
+
+    def create(self, name: str) -> Deferred[Room]:
+        """
+        Create a room.
+
+        @return: A Deferred firing with the new L{Room} once it is durable,
+            or failing with L{NameTaken} or L{StoreUnavailable}.
+        """
+        key = name.lower()
+        if self.room_exists(name):
+            return fail(NameTaken(name))
+        self._creating.add(key)
+
+        def created(_: object) -> Room:
+            room = self.rooms[key] = Room(name, self.history)
+            self.log.info("Room {room} created", room=name)
+            return room
+
+        def done(result: Any) -> Any:
+            self._creating.discard(key)
+            return result
+
+        d: Deferred[Any] = self.store.create_room(name)  # type: ignore[assignment]
+        return d.addCallback(created).addBoth(done)
+
+    def join(self, user: ChatUser, room: Room) -> None:
+        """
+        Move a user into a room, out of the one they were in.
+        """
+        if user.room is room:
+            return
+        if user.room is not None:
+            self.leave(user)
+        room.members[user] = None
+        user.room = room
+        count = room.counts.get(user.key, 0)
+        room.counts[user.key] = count + 1
+        if count == 0:
+            stamp = format_timestamp(self.clock.seconds())
+            room.broadcast(format_line("JOIN", room.name, stamp, user.name), skip=user)
+
+    def leave(self, user: ChatUser) -> Room | None:
+        """
+        Take a user out of their room, telling the others if it was that
+        user's last connection there.
+
+        @return: The room left, if any.
+        """
+        room = user.room
+        if room is None:
+            return None
+        user.room = None
+        del room.members[user]
+        count = room.counts[user.key] - 1
+        if count:
+            room.counts[user.key] = count
+        else:
+            del room.counts[user.key]
+            stamp = format_timestamp(self.clock.seconds())
+            room.broadcast(format_line("PART", room.name, stamp, user.name))
+        return room
+
+    def say(self, user: ChatUser, text: str) -> None:
+        """
+        Stamp, store, then broadcast a message: it is on disk before anyone
+        can see it.
+
+        @raise StoreUnavailable: Nothing was stored or sent.
+        """
+        room = user.room
+        assert room is not None
+        stamp = format_timestamp(self.clock.seconds())
+        self.store.append(room.name, stamp, user.name, text)
+        room.recent.append((stamp, user.name, text))
+        room.broadcast(format_line("MSG", room.name, stamp, user.name, text=text))
+
+
+@implementer(IRealm)
+class ChatRealm:
+    """
+    Turns an authenticated name into a L{ChatUser} bound to its connection
+    (the mind).
+    """
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+
+    def requestAvatar(  # type: ignore[override]
+        self, avatarId: bytes | str, mind: Any, *interfaces: Any
+    ) -> tuple[Any, ChatUser, Any]:
+        if IChatUser not in interfaces:
+            raise NotImplementedError("chatroom only hands out IChatUser avatars")
+        name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        user = ChatUser(name, self.service, mind)
+        return IChatUser, user, user.logout

@@ -1,0 +1,242 @@
+"""
+The embedded store: rooms and their history as files under the data
+directory.
+
+Layout: C{DATA/rooms/<room>.log}, one message per line,
+C{<timestamp> <user> <text>}.  A room exists when its file exists, so
+creating a room and making it durable are the same act.
+
+Durability: every message is written with one C{write(2)} before it is
+broadcast, so a message anyone has seen is in the kernel's page cache and
+survives a crash of the server process (C{kill -9}).  Room creation is
+fsynced (file and directory) before it is acknowledged; message files are
+fsynced on shutdown and every few seconds by L{FileChatStore.sync}.
+"""
+
+# test-case-name: tests.test_store
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chat.interfaces import IChatStore, NameTaken, StoreUnavailable
+
+__all__ = ["FileChatStore", "Runner", "read_tail_lines"]
+
+T = TypeVar("T")
+
+#: Runs a blocking callable off the reactor thread and fires with its result:
+#: C{functools.partial(deferToThreadPool, reactor, pool)} in the server, a
+#: synchronous stand-in in unit tests.
+Runner = Callable[..., "Deferred[Any]"]
+
+_SUFFIX = ".log"
+_BLOCK = 16384
+
+
+def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
+    """
+    Read the last C{count} complete lines of a file, reading backwards in
+    blocks so that a history of any size costs only what is returned.
+
+    @param size: Where the complete lines end (the file may go on with a
+        torn line after it, which is not returned).
+    @return: Up to C{count} lines without their LF, oldest first.
+    """
+    if count <= 0 or size <= 0:
+        return []
+    chunks: list[bytes] = []
+    newlines = 0
+    pos = size
+    # count + 1 LFs bound count whole lines (the last LF ends the last line).
+    while pos > 0 and newlines <= count:
+        step = min(_BLOCK, pos)
+        pos -= step
+        chunk = os.pread(fd, step, pos)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
+    lines = data.split(b"\n")
+    # The last element is what follows the final LF: empty by construction.
+    lines.pop()
+    if pos > 0:
+        # The first element may be the tail of a longer line: drop it.
+        lines = lines[1:]
+    return lines[-count:]
+
+
+def _complete_size(fd: int, size: int) -> int:
+    """
+    Where the last complete line of a file ends: a crash in the middle of a
+    write can leave a torn line after it.
+    """
+    pos = size
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        chunk = os.pread(fd, step, pos - step)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return pos - step + nl + 1
+        pos -= step
+    return 0
+
+
+@implementer(IChatStore)
+class FileChatStore:
+    """
+    Rooms and history in plain append-only files.
+
+    One file descriptor stays open per room; appends are single
+    C{os.write} calls on an C{O_APPEND} descriptor, so a concurrent reader
+    (or a crash) never sees half of an acknowledged message.
+    """
+
+    log = Logger()
+
+    def __init__(self, data: Path, run: Runner) -> None:
+        """
+        @param data: The data directory; rooms live in C{data/rooms}.
+        @param run: Where blocking work (fsync) goes; see L{Runner}.
+        """
+        self.rooms_dir = Path(data) / "rooms"
+        self._run = run
+        self._fds: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._dirty: set[str] = set()
+
+    def load(self, history: int) -> dict[str, list[tuple[str, str, str]]]:
+        self.rooms_dir.mkdir(parents=True, exist_ok=True)
+        names = sorted(
+            p.name[: -len(_SUFFIX)]
+            for p in self.rooms_dir.iterdir()
+            if p.name.endswith(_SUFFIX) and p.is_file()
+        )
+        if not names:
+            self._create_file("general")
+            names = ["general"]
+        rooms: dict[str, list[tuple[str, str, str]]] = {}
+        for name in names:
+            fd = self._open(name)
+            size = os.fstat(fd).st_size
+            complete = _complete_size(fd, size)
+            if complete != size:
+                self.log.warn(
+                    "Room {room}: dropping a torn last line of {n} bytes",
+                    room=name,
+                    n=size - complete,
+                )
+                os.ftruncate(fd, complete)
+            self._sizes[name] = complete
+            rooms[name] = self._parse(name, read_tail_lines(fd, complete, history))
+        return rooms
+
+    def _parse(self, room: str, lines: list[bytes]) -> list[tuple[str, str, str]]:
+        messages = []
+        for raw in lines:
+            parts = raw.decode("utf-8", errors="replace").split(" ", 2)
+            if len(parts) < 3 or len(parts[0]) != 24:
+                self.log.warn("Room {room}: skipping a damaged history line", room=room)
+                continue
+            messages.append((parts[0], parts[1], parts[2]))
+        return messages
+
+    def _open(self, name: str) -> int:
+        fd = os.open(
+            self.rooms_dir / (name + _SUFFIX),
+            os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+            0o644,
+        )
+        self._fds[name] = fd
+        return fd
+
+    def _create_file(self, name: str) -> None:
+        """
+        Create a room's file and make its existence durable.  Runs in a
+        thread: both fsyncs can take as long as the disk wants.
+        """
+        path = self.rooms_dir / (name + _SUFFIX)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise NameTaken(name) from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirfd = os.open(self.rooms_dir, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        def created(_: object) -> None:
+            fd = self._open(name)
+            self._sizes[name] = os.fstat(fd).st_size
+
+        def failed(f: Any) -> Any:
+            if f.check(NameTaken, StoreUnavailable):
+                return f
+            self.log.failure("Could not create room {room}", f, room=name)
+            raise StoreUnavailable(str(f.value))
+
+        d = self._run(self._create_file, name)
+        d.addCallbacks(created, failed)
+        return d
+
+    def append(self, room: str, timestamp: str, user: str, text: str) -> None:
+        data = f"{timestamp} {user} {text}\n".encode()
+        fd = self._fds[room]
+        try:
+            written = os.write(fd, data)
+        except OSError as e:
+            self._undo(room, fd)
+            raise StoreUnavailable(errno.errorcode.get(e.errno or 0, str(e))) from e
+        if written != len(data):
+            # A short write to a regular file means the disk is full: take the
+            # fragment back so the history holds no torn line.
+            self._undo(room, fd)
+            raise StoreUnavailable("short write")
+        self._sizes[room] += written
+        self._dirty.add(room)
+
+    def _undo(self, room: str, fd: int) -> None:
+        try:
+            os.ftruncate(fd, self._sizes[room])
+        except OSError:
+            self.log.failure("Room {room}: could not undo a failed append", room=room)
+
+    def sync(self) -> Deferred[None]:
+        """
+        fsync the files written since the last call, in a thread, so that a
+        crash of the whole machine loses at most a few seconds of messages.
+        """
+        fds = [self._fds[name] for name in self._dirty]
+        self._dirty.clear()
+
+        def sync_all() -> None:
+            for fd in fds:
+                try:
+                    os.fsync(fd)
+                except OSError:
+                    pass
+
+        return self._run(sync_all)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                self.log.warn("fsync failed on close: {error}", error=e)
+            os.close(fd)
+        self._fds.clear()
+        self._dirty.clear()

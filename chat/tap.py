@@ -1,0 +1,179 @@
+"""
+C{twistd chatroom}: options, and the wiring of the whole server.
+
+This is the one place that knows the global reactor; everything below it
+gets the reactor (or just a clock) passed in.
+"""
+
+# test-case-name: tests.test_tap
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import IService, MultiService, Service
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.portal import Portal
+from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.threads import deferToThreadPool
+from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
+
+from chat.auth import BcryptFileChecker
+from chat.interfaces import IAccountStore
+from chat.protocol import ChatFactory
+from chat.service import ChatRealm, ChatService
+from chat.store import FileChatStore
+
+__all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
+
+DEFAULT_PORT = "tcp:5000:interface=127.0.0.1"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _rounds(value: str) -> int:
+    number = int(value)
+    if not 4 <= number <= 31:
+        raise ValueError("bcrypt cost goes from 4 to 31")
+    return number
+
+
+def _rate(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+class Options(usage.Options, AuthOptionMixin):
+    """
+    The command line of C{twistd chatroom}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a chatroom server: a line-based chat that a person can use from "
+        "telnet or nc. Accounts, rooms and history are kept under --data."
+    )
+    supportedInterfaces = [IUsernamePassword]
+
+    optParameters = [
+        ["data", "d", "./data", "Directory for accounts, rooms and history (created if missing)."],
+        [
+            "history",
+            None,
+            50,
+            "How many past messages a user sees on joining a room.",
+            _positive_int,
+        ],
+        ["bcrypt-rounds", None, 12, "bcrypt cost for new password hashes (4 to 31).", _rounds],
+        [
+            "bcrypt-threads",
+            None,
+            max(2, os.cpu_count() or 2),
+            "Threads that hash passwords.",
+            _positive_int,
+        ],
+        [
+            "flood-rate",
+            None,
+            10.0,
+            "Lines a second one connection may send on average (0: no limit).",
+            _rate,
+        ],
+        ["flood-burst", None, 20.0, "Lines one connection may send at once.", _rate],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+
+    def opt_port(self, description: str) -> None:
+        """
+        Endpoint to listen on, e.g. tcp:5000:interface=127.0.0.1,
+        ssl:5001:privateKey=key.pem:certKey=cert.pem or unix:/tmp/chat.sock.
+        Repeat for several. [default: tcp:5000:interface=127.0.0.1]
+        """
+        self["ports"].append(description)
+
+    opt_p = opt_port
+
+    def postOptions(self) -> None:
+        if not self["ports"]:
+            self["ports"] = [DEFAULT_PORT]
+        if self["bcrypt-threads"] < 1:
+            raise usage.UsageError("--bcrypt-threads must be at least 1")
+
+
+class ThreadPoolService(Service):
+    """
+    Starts and stops a thread pool with the server.  bcrypt gets a pool of
+    its own: Twisted's default pool also resolves names, and a login storm
+    must not starve that.
+    """
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.pool.stop()
+
+
+def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IService:
+    """
+    Wire the server: the bcrypt pool, the store, the rooms, the portal and
+    one listening port per C{--port}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    data = Path(options["data"])
+    top = MultiService()
+
+    pool = ThreadPool(minthreads=0, maxthreads=options["bcrypt-threads"], name="chatroom-bcrypt")
+    ThreadPoolService(pool).setServiceParent(top)
+    io_pool = reactor.getThreadPool()
+
+    store = FileChatStore(data, run=partial(deferToThreadPool, reactor, io_pool))
+    chat = ChatService(store, reactor, history=options["history"])
+    chat.setServiceParent(top)
+
+    checkers: list[ICredentialsChecker] = list(options.get("credCheckers") or [])
+    if not checkers:
+        checkers = [BcryptFileChecker(data / "users.txt")]
+    for checker in checkers:
+        if isinstance(checker, BcryptFileChecker):
+            checker.rounds = options["bcrypt-rounds"]
+            checker.run = partial(deferToThreadPool, reactor, pool)
+    accounts = next((c for c in checkers if IAccountStore.providedBy(c)), None)
+
+    realm = ChatRealm(chat)
+    portal = Portal(realm, checkers)
+    factory = ChatFactory(
+        chat,
+        portal,
+        realm,
+        accounts,
+        reactor,
+        flood=(options["flood-rate"], options["flood-burst"]),
+    )
+    for description in options["ports"]:
+        strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    return top

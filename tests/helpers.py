@@ -1,0 +1,129 @@
+"""
+An in-memory chatroom for unit tests: real service, store and checker on a
+temporary directory, a L{Clock} for time, and bcrypt run inline at the
+lowest cost so a test never waits on a thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
+
+from chat.auth import BcryptFileChecker
+from chat.protocol import ChatFactory, ChatProtocol
+from chat.service import ChatRealm, ChatService
+from chat.store import FileChatStore
+
+
+def run_inline(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    return maybeDeferred(f, *args, **kwargs)
+
+
+class HeldRunner:
+    """
+    A thread pool stand-in that holds each job until the test releases it,
+    to look at the server while bcrypt is still running.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Deferred[Any], Any, tuple[Any, ...]]] = []
+
+    def __call__(self, f: Any, *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.jobs.append((d, f, args))
+        return d
+
+    def release(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for d, f, args in jobs:
+            maybeDeferred(f, *args).chainDeferred(d)
+
+
+class Client:
+    """
+    One connection driven by hand: C{send} lines, read back what the server
+    wrote with C{take}.
+    """
+
+    def __init__(self, protocol: ChatProtocol) -> None:
+        self.protocol = protocol
+        self.transport = StringTransportWithDisconnection()
+        self.transport.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+    def send(self, *lines: str | bytes) -> None:
+        for line in lines:
+            data = line if isinstance(line, bytes) else line.encode() + b"\n"
+            self.protocol.dataReceived(data)
+
+    def take(self) -> list[str]:
+        """
+        The lines written since the last call.
+        """
+        data = self.transport.value()
+        self.transport.clear()
+        assert data == b"" or data.endswith(b"\n"), data
+        return data.decode("utf-8").splitlines()
+
+    @property
+    def closed(self) -> bool:
+        return not self.transport.connected
+
+
+class Chat:
+    """
+    A whole server, in memory.
+    """
+
+    def __init__(
+        self,
+        data: Path,
+        history: int = 50,
+        flood: tuple[float, float] = (10.0, 20.0),
+        run: Any = run_inline,
+        checker: Any = None,
+    ) -> None:
+        self.data = data
+        self.clock = Clock()
+        self.store = FileChatStore(data, run=run_inline)
+        self.service = ChatService(self.store, self.clock, history=history)
+        self.service.startService()
+        if checker is None:
+            checker = BcryptFileChecker(data / "users.txt", rounds=4, run=run)
+        self.checker = checker
+        self.realm = ChatRealm(self.service)
+        self.portal = Portal(self.realm, [checker])
+        accounts = checker if hasattr(checker, "add_user") else None
+        self.factory = ChatFactory(
+            self.service, self.portal, self.realm, accounts, self.clock, flood=flood
+        )
+
+    def connect(self) -> Client:
+        return Client(self.factory.buildProtocol(None))  # type: ignore[arg-type]
+
+    def user(self, name: str, password: str = "password1", register: bool = True) -> Client:
+        """
+        A connection logged in as C{name}, its output so far taken.
+        """
+        client = self.connect()
+        verb = "register" if register else "login"
+        client.send(f"/{verb} {name} {password}")
+        lines = client.take()
+        assert f"OK {verb} {name}" in lines or any(
+            line.startswith(f"OK {verb} ") for line in lines
+        ), lines
+        return client
+
+    def in_room(self, name: str, room: str = "general") -> Client:
+        client = self.user(name)
+        client.send(f"/join {room}")
+        client.take()
+        return client
+
+    def stop(self) -> None:
+        self.service.stopService()
