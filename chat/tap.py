@@ -10,6 +10,7 @@ gets the reactor (or just a clock) passed in.
 from __future__ import annotations
 
 import os
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
@@ -112,6 +114,13 @@ class Options(usage.Options, AuthOptionMixin):
     def postOptions(self) -> None:
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
+        for description in self["ports"]:
+            # Parse now, so that a typo is a usage error rather than a
+            # traceback once the server starts.
+            try:
+                serverFromString(None, description)
+            except Exception as e:
+                raise usage.UsageError(f"--port {description}: {e}") from None
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
 
@@ -135,23 +144,51 @@ class ThreadPoolService(Service):
         self.pool.stop()
 
 
+class CleanExitService(Service):
+    """
+    SIGTERM is how operators stop chatroom, so it is a normal exit: stop the
+    reactor (every service says goodbye and flushes) and exit with status 0,
+    where twistd would re-raise the signal once it is done.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        # After reactor.run() has installed its own handlers, replace its
+        # SIGTERM handler.
+        self.reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._terminate)
+
+    def _terminate(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reactor.stop)
+
+
 def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IService:
     """
     Wire the server: the bcrypt pool, the store, the rooms, the portal and
     one listening port per C{--port}.
+
+    @param reactor: The reactor to run on; the global one (and a process of
+        its own, whose SIGTERM this then handles) when not given.
     """
+    top = MultiService()
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
+        CleanExitService(reactor).setServiceParent(top)
     data = Path(options["data"])
-    top = MultiService()
 
     pool = ThreadPool(minthreads=0, maxthreads=options["bcrypt-threads"], name="chatroom-bcrypt")
     ThreadPoolService(pool).setServiceParent(top)
-    io_pool = reactor.getThreadPool()
 
-    store = FileChatStore(data, run=partial(deferToThreadPool, reactor, io_pool))
+    def run_io(f: Any, *args: Any) -> Any:
+        # Disk work (fsync) shares the reactor's own pool; only bcrypt is
+        # heavy enough to need one of its own.
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    store = FileChatStore(data, run=run_io)
     chat = ChatService(store, reactor, history=options["history"])
     chat.setServiceParent(top)
 

@@ -1,0 +1,130 @@
+"""
+Fixtures that run the real server: in this process on the test reactor
+(C{server}), or as a separate process (C{chat_server}) for what only a
+process can show: signals, C{kill -9}, the installed plugin, the client.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+ROOT = Path(__file__).resolve().parent.parent
+_LISTENING = re.compile(r"ChatFactory starting on (\d+)")
+
+
+class ServerProcess:
+    """
+    C{twistd -n chatroom} in a child process, on a free loopback port.
+
+    @ivar output: Every line the server has logged so far.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, data: Path, *options: str) -> None:
+        self.data = data
+        self.options = options
+        self.output: list[str] = []
+        self.port = 0
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from twisted.scripts.twistd import run; run()",
+                "-n",
+                "--pidfile=",
+                "-l",
+                "-",
+                "chatroom",
+                "--port",
+                "tcp:0:interface=127.0.0.1",
+                "--data",
+                str(self.data),
+                "--bcrypt-rounds",
+                "4",
+                *self.options,
+            ],
+            cwd=self.data.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ports: queue.Queue[int] = queue.Queue()
+        threading.Thread(target=self._drain, args=(self.process, ports), daemon=True).start()
+        try:
+            self.port = ports.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise RuntimeError("server did not start:\n" + "\n".join(self.output)) from None
+
+    def _drain(self, process: subprocess.Popen[str], ports: queue.Queue[int]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.output.append(line.rstrip("\n"))
+            match = _LISTENING.search(line)
+            if match:
+                ports.put(int(match.group(1)))
+
+    def stop(self, timeout: float = 20) -> int:
+        """
+        SIGTERM, as an operator would; returns the exit status.
+        """
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """
+        SIGKILL: no goodbyes, no flushing.
+        """
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(20)
+
+    def restart(self) -> None:
+        self.start()
+
+
+@pytest.fixture
+def chat_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+
+
+@pytest_twisted.async_yield_fixture
+async def server(tmp_path: Path) -> AsyncIterator[Any]:
+    """
+    The whole server in this process (L{chat.tap.makeService}) on a port
+    picked by the kernel.
+    """
+    from tests.e2e import RunningServer
+
+    running = RunningServer(tmp_path / "data")
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()

@@ -1,0 +1,161 @@
+"""
+The server as an operator runs it: a separate twistd process, signals,
+C{kill -9}, and the plugin as installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from chat.lines import parse_line
+from tests.conftest import ROOT, ServerProcess
+
+
+class SocketClient:
+    """
+    A blocking line client for a server in another process.
+    """
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        assert self.line().startswith("HELLO ")
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall(b"".join(line.encode() + b"\n" for line in lines))
+
+    def line(self) -> str:
+        raw = self.file.readline()
+        if not raw:
+            raise EOFError("server closed the connection")
+        return raw.decode().rstrip("\n")
+
+    def until(self, prefix: str) -> list[str]:
+        lines = []
+        while True:
+            lines.append(self.line())
+            if lines[-1].startswith(prefix):
+                return lines
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def test_sigterm_says_bye_and_exits_zero(chat_server: ServerProcess) -> None:
+    client = SocketClient(chat_server)
+    client.send("/register alice password1", "general", "before shutdown")
+    client.until("MSG general")
+    idle = SocketClient(chat_server)
+    assert chat_server.stop() == 0
+    assert client.line() == "BYE :server shutting down"
+    assert idle.line() == "BYE :server shutting down"
+    with pytest.raises(EOFError):
+        client.line()
+
+
+def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    chat_server = ServerProcess(tmp_path / "data", "--flood-rate", "0")
+    chat_server.start()
+    try:
+        _kill_and_check(chat_server)
+    finally:
+        if chat_server.process is not None and chat_server.process.poll() is None:
+            chat_server.kill()
+
+
+def _kill_and_check(chat_server: ServerProcess) -> None:
+    alice = SocketClient(chat_server)
+    alice.send("/register alice password1")
+    assert alice.line() == "OK register alice"
+    alice.send("/create Vault")
+    alice.until("END history Vault")
+    echoed = []
+    for i in range(200):
+        alice.send(f"message {i}")
+    for _ in range(200):
+        line = parse_line(alice.line())
+        assert line.tag == "MSG"
+        echoed.append((line.args[1], line.text))
+    chat_server.kill()
+    alice.close()
+
+    chat_server.restart()
+    again = SocketClient(chat_server)
+    again.send("/login alice password1")
+    assert again.line() == "OK login alice"
+    again.until("END rooms")
+    again.send("/join vault")
+    history = [parse_line(line) for line in again.until("END history")[1:-1]]
+    assert [(h.args[1], h.text) for h in history] == echoed[-50:]
+    stored = (chat_server.data / "rooms" / "Vault.log").read_bytes().splitlines()
+    assert len(stored) == 200
+
+
+def test_plugin_help_lists_the_options(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "chatroom",
+            "--help",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    for option in ("--port", "--data", "--auth", "--history", "--bcrypt-rounds"):
+        assert option in out
+
+
+def test_installed_plugin_is_found() -> None:
+    """
+    After the README's install command, twistd (which does not look in the
+    current directory) finds the plugin from anywhere.
+    """
+    twistd = shutil.which("twistd", path=os.path.dirname(sys.executable))
+    assert twistd, "twistd is not installed next to this Python"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [twistd, "--help"], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "chatroom" in out
+
+
+def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("chatroom-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "twisted/plugins/chatroom.py" in names
+    assert "chat/protocol.py" in names
+    assert not any(
+        n.startswith(("tests/", "data/", "twisted/__init__", "twisted/plugins/__init__"))
+        for n in names
+    )
