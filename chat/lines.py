@@ -105,7 +105,9 @@ def format_timestamp(seconds: float) -> str:
     Written by hand rather than with C{datetime.isoformat} because every
     message pays for it and this is a few times cheaper.
     """
-    millis = int(seconds * 1000)
+    # Truncated to the millisecond, as clocks are; the extra microsecond
+    # keeps float error from losing one (524.165 * 1000 is 524164.99999999994).
+    millis = int(seconds * 1000 + 0.001)
     whole, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"
 

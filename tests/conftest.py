@@ -128,3 +128,13 @@ async def server(tmp_path: Path) -> AsyncIterator[Any]:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Run every test in its own directory, so that trial-style C{mktemp()}
+    (relative to the working directory) and anything a test writes by
+    accident land in pytest's temporary tree, not in the checkout.
+    """
+    monkeypatch.chdir(tmp_path)

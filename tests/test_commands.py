@@ -1,0 +1,102 @@
+"""
+Parsing client lines, without a connection.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from chat.commands import (
+    Command,
+    CommandError,
+    Verb,
+    parse_args,
+    parse_bare,
+    split_command,
+    valid_name,
+)
+from chat.lines import ErrorCode
+
+
+class NameTests(SynchronousTestCase):
+    def test_valid(self) -> None:
+        for name in ("a", "A-b_9", "x" * 32, "-", "_"):
+            self.assertTrue(valid_name(name), name)
+
+    def test_invalid(self) -> None:
+        for name in ("", "x" * 33, "a b", "a.b", "é", "a\n", "a/b", "\uff41"):
+            self.assertFalse(valid_name(name), name)
+
+
+class SlashTests(SynchronousTestCase):
+    def test_verbs_are_case_insensitive(self) -> None:
+        self.assertEqual(split_command("/JoIn general"), (Verb.JOIN, "general"))
+
+    def test_double_slash_is_a_message(self) -> None:
+        self.assertEqual(split_command("//me waves"), (Verb.SAY, "/me waves"))
+
+    def test_unknown(self) -> None:
+        with self.assertRaises(CommandError) as caught:
+            split_command("/" + "x" * 100)
+        self.assertIs(caught.exception.code, ErrorCode.UNKNOWN_COMMAND)
+        self.assertLess(len(caught.exception.detail), 70)
+
+    def test_message_verbs_cannot_be_typed(self) -> None:
+        for line in ("/say hi", "/dialog login"):
+            with self.assertRaises(CommandError):
+                split_command(line)
+
+    def test_password_keeps_its_spaces(self) -> None:
+        self.assertEqual(parse_args(Verb.LOGIN, "bob  a b "), ("bob", " a b "))
+
+    def test_arity(self) -> None:
+        for verb, rest in [
+            (Verb.LOGIN, "bob"),
+            (Verb.LOGIN, "bob "),
+            (Verb.REGISTER, ""),
+            (Verb.JOIN, ""),
+            (Verb.JOIN, "a b"),
+            (Verb.ROOMS, "x"),
+            (Verb.QUIT, "now"),
+        ]:
+            with self.subTest(verb=verb, rest=rest):
+                with self.assertRaises(CommandError) as caught:
+                    parse_args(verb, rest)
+                self.assertIs(caught.exception.code, ErrorCode.BAD_SYNTAX)
+
+    def test_extra_spaces_around_a_room_are_fine(self) -> None:
+        self.assertEqual(parse_args(Verb.JOIN, "  general  "), ("general",))
+
+    def test_bad_name(self) -> None:
+        with self.assertRaises(CommandError) as caught:
+            parse_args(Verb.CREATE, "no!")
+        self.assertIs(caught.exception.code, ErrorCode.BAD_NAME)
+
+
+class BareTests(SynchronousTestCase):
+    def test_auth(self) -> None:
+        self.assertEqual(parse_bare("LOGIN", True, False), Command(Verb.DIALOG, ("login",)))
+        self.assertEqual(parse_bare(" register ", True, False), Command(Verb.DIALOG, ("register",)))
+        self.assertEqual(parse_bare("exit", True, False), Command(Verb.QUIT))
+        for line in ("login now", "hello", "general"):
+            with self.assertRaises(CommandError) as caught:
+                parse_bare(line, True, False)
+            self.assertIs(caught.exception.code, ErrorCode.BAD_STATE)
+
+    def test_lobby(self) -> None:
+        self.assertEqual(parse_bare("general", False, True), Command(Verb.JOIN, ("general",)))
+        self.assertEqual(parse_bare("create  Zoo", False, True), Command(Verb.CREATE, ("Zoo",)))
+        self.assertEqual(parse_bare("Exit", False, True), Command(Verb.QUIT))
+        self.assertEqual(parse_bare("login", False, True), Command(Verb.JOIN, ("login",)))
+
+    def test_lobby_errors(self) -> None:
+        for line, code in [
+            ("two words", ErrorCode.BAD_STATE),
+            ("create", ErrorCode.BAD_SYNTAX),
+            ("create a b", ErrorCode.BAD_SYNTAX),
+            ("bad!", ErrorCode.BAD_NAME),
+        ]:
+            with self.subTest(line=line):
+                with self.assertRaises(CommandError) as caught:
+                    parse_bare(line, False, True)
+                self.assertIs(caught.exception.code, code)
