@@ -114,9 +114,7 @@ class Chat:
         verb = "register" if register else "login"
         client.send(f"/{verb} {name} {password}")
         lines = client.take()
-        assert f"OK {verb} {name}" in lines or any(
-            line.startswith(f"OK {verb} ") for line in lines
-        ), lines
+        assert lines[0].lower() == f"ok {verb} {name}".lower(), lines
         return client
 
     def in_room(self, name: str, room: str = "general") -> Client:

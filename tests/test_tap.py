@@ -4,11 +4,13 @@ The command line and the wiring, on a memory reactor.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
 
 from chat.protocol import ChatFactory
 from chat.tap import Options, makeService
@@ -21,67 +23,84 @@ def build(tmp_path: Path, *argv: str) -> tuple[MemoryReactorClock, ChatFactory]:
     service = makeService(options, reactor)
     service.startService()
     factories = {factory for _, factory, _, _ in reactor.tcpServers}
-    assert len(factories) == 1
+    assert len(factories) == 1, reactor.tcpServers
     return reactor, factories.pop()
 
 
-def test_default_port_is_local(tmp_path: Path) -> None:
-    reactor, _ = build(tmp_path)
-    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
-        (5000, "127.0.0.1")
-    ]
+class TapTests(SynchronousTestCase):
+    def data_dir(self) -> Path:
+        """
+        A new, empty directory, removed after the test.
 
+        Not C{self.mktemp()}: that is relative to the working directory, which
+        only trial moves into C{_trial_temp}; under pytest it would litter the
+        checkout.
+        """
+        path = Path(tempfile.mkdtemp(prefix=f"{self._testMethodName[:32]}-"))
+        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
 
-def test_ports_repeat(tmp_path: Path) -> None:
-    reactor, _ = build(tmp_path, "--port", "tcp:7001", "-p", "tcp:7002:interface=0.0.0.0")
-    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
-        (7001, ""),
-        (7002, "0.0.0.0"),
-    ]
+    def test_default_port_is_local(self) -> None:
+        reactor, _ = build(self.data_dir())
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in reactor.tcpServers],
+            [(5000, "127.0.0.1")],
+        )
 
+    def test_ports_repeat(self) -> None:
+        reactor, _ = build(
+            self.data_dir(), "--port", "tcp:7001", "-p", "tcp:7002:interface=0.0.0.0"
+        )
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in reactor.tcpServers],
+            [(7001, ""), (7002, "0.0.0.0")],
+        )
 
-def test_defaults(tmp_path: Path) -> None:
-    options = Options()
-    options.parseOptions([])
-    assert (options["data"], options["history"], options["bcrypt-rounds"]) == ("./data", 50, 12)
+    def test_defaults(self) -> None:
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(
+            (options["data"], options["history"], options["bcrypt-rounds"]), ("./data", 50, 12)
+        )
 
+    def test_fresh_data_directory_starts_with_general(self) -> None:
+        tmp_path = self.data_dir()
+        _, factory = build(tmp_path)
+        self.assertEqual(factory.service.room_list(), [("general", 0)])
+        self.assertTrue((tmp_path / "data" / "rooms" / "general.log").exists())
 
-def test_fresh_data_directory_starts_with_general(tmp_path: Path) -> None:
-    _, factory = build(tmp_path)
-    assert factory.service.room_list() == [("general", 0)]
-    assert (tmp_path / "data" / "rooms" / "general.log").exists()
+    def test_default_checker_takes_registrations(self) -> None:
+        _, factory = build(self.data_dir(), "--bcrypt-rounds", "5")
+        self.assertIsNotNone(factory.accounts)
+        self.assertEqual(factory.accounts.rounds, 5)  # type: ignore[union-attr]
 
+    def test_auth_option_without_a_store_closes_registration(self) -> None:
+        tmp_path = self.data_dir()
+        users = tmp_path / "passwd"
+        users.write_text("alice:password1\n")
+        _, factory = build(tmp_path, "--auth", f"file:{users}")
+        self.assertIsNone(factory.accounts)
 
-def test_default_checker_takes_registrations(tmp_path: Path) -> None:
-    _, factory = build(tmp_path, "--bcrypt-rounds", "5")
-    assert factory.accounts is not None
-    assert factory.accounts.rounds == 5  # type: ignore[attr-defined]
+    def test_bcrypt_auth_option_uses_the_given_file(self) -> None:
+        tmp_path = self.data_dir()
+        _, factory = build(tmp_path, "--auth", f"bcrypt:{tmp_path / 'elsewhere.txt'}")
+        self.assertIsNotNone(factory.accounts)
+        self.assertEqual(
+            factory.accounts.path,  # type: ignore[union-attr]
+            tmp_path / "elsewhere.txt",
+        )
 
-
-def test_auth_option_without_a_store_closes_registration(tmp_path: Path) -> None:
-    users = tmp_path / "passwd"
-    users.write_text("alice:password1\n")
-    _, factory = build(tmp_path, "--auth", f"file:{users}")
-    assert factory.accounts is None
-
-
-def test_bcrypt_auth_option_uses_the_given_file(tmp_path: Path) -> None:
-    _, factory = build(tmp_path, "--auth", f"bcrypt:{tmp_path / 'elsewhere.txt'}")
-    assert factory.accounts is not None
-    assert factory.accounts.path == tmp_path / "elsewhere.txt"  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["--bcrypt-rounds", "3"],
-        ["--history", "-1"],
-        ["--flood-rate", "x"],
-        ["--port"],
-        ["--port", "tcp:nope"],
-        ["--port", "bogus:1"],
-    ],
-)
-def test_bad_options(argv: list[str]) -> None:
-    with pytest.raises(UsageError):
-        Options().parseOptions(argv)
+    def test_bad_options(self) -> None:
+        for argv in [
+            ["--bcrypt-rounds", "3"],
+            ["--history", "-1"],
+            ["--flood-rate", "x"],
+            ["--port"],
+            ["--port", "tcp:nope"],
+            ["--port", "bogus:1"],
+        ]:
+            try:
+                with self.assertRaises(UsageError):
+                    Options().parseOptions(argv)
+            except self.failureException as e:
+                self.fail(f"argv={argv!r}: {e}")
