@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -74,6 +75,10 @@ class ServerProcess:
         except queue.Empty:
             self.kill()
             raise RuntimeError("server did not start:\n" + "\n".join(self.output)) from None
+        # The port is logged before the reactor runs (and installs its signal
+        # handlers); a HELLO proves the reactor is running.
+        with socket.create_connection((self.host, self.port), timeout=timeout) as probe:
+            assert probe.makefile("rb").readline().startswith(b"HELLO ")
 
     def _drain(self, process: subprocess.Popen[str], ports: queue.Queue[int]) -> None:
         assert process.stdout is not None
