@@ -64,6 +64,14 @@ class IChatStore(Interface):
             history is as it was before the call.
         """
 
+    def sync() -> object:
+        """
+        Make every message appended so far safe from a crash of the whole
+        machine (fsync), off the reactor thread.  Called every few seconds.
+
+        @return: A Deferred that fires when done.
+        """
+
     def close() -> None:
         """
         Flush everything to stable storage and release the files.

@@ -369,8 +369,8 @@ class ChatProtocol(LineReceiver):
         self, result: tuple[Any, ChatUser, Callable[[], None]], verb: str = "login"
     ) -> None:
         _, user, logout = result
-        if self._gone:
-            # The client hung up while bcrypt ran.
+        if self.state is State.CLOSED:
+            # The client hung up, or the server said BYE, while bcrypt ran.
             logout()
             return
         self.user, self._logout = user, logout
@@ -383,6 +383,8 @@ class ChatProtocol(LineReceiver):
         self.resumeProducing()
 
     def _login_failed(self, failure: Failure, name: str) -> None:
+        if self.state is State.CLOSED:
+            return
         if failure.check(UnauthorizedLogin):
             self.log.info("Failed login as {user} from {peer}", user=name, peer=self.peer)
             self.error(ErrorCode.BAD_CREDENTIALS, "wrong name or password")
@@ -397,6 +399,8 @@ class ChatProtocol(LineReceiver):
         self._logged_in(realm.requestAvatar(name, self, IChatUser), verb="register")
 
     def _register_failed(self, failure: Failure) -> None:
+        if self.state is State.CLOSED:
+            return
         if failure.check(NameTaken):
             self.error(ErrorCode.NAME_TAKEN, "that name is taken")
         else:
@@ -409,7 +413,7 @@ class ChatProtocol(LineReceiver):
         self._resume()
 
     def _resume(self) -> None:
-        if not self._gone:
+        if self.state is not State.CLOSED:
             self.resumeProducing()
 
     # LOBBY and IN_ROOM
@@ -429,12 +433,14 @@ class ChatProtocol(LineReceiver):
         d.addErrback(self._bug)
 
     def _created(self, room: Room) -> None:
-        if not self._gone:
+        if self.state is not State.CLOSED:
             self.send("OK", "create", room.name)
             self._enter(room)
             self.resumeProducing()
 
     def _create_failed(self, failure: Failure, name: str) -> None:
+        if self.state is State.CLOSED:
+            return
         if failure.check(NameTaken):
             self.error(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
         else:

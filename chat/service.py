@@ -138,10 +138,7 @@ class ChatService(Service):
             self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
 
     def _sync(self) -> None:
-        sync = getattr(self.store, "sync", None)
-        if sync is None:
-            return
-        d = sync()
+        d: Deferred[None] = self.store.sync()  # type: ignore[assignment]
         d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
         d.addBoth(lambda _: self._schedule_sync() if self.running else None)
 

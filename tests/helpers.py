@@ -12,7 +12,7 @@ from typing import Any
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 
 from chat.auth import BcryptFileChecker
 from chat.protocol import ChatFactory, ChatProtocol
@@ -50,9 +50,14 @@ class Client:
     wrote with C{take}.
     """
 
-    def __init__(self, protocol: ChatProtocol) -> None:
+    def __init__(self, protocol: ChatProtocol, lingering: bool = False) -> None:
+        """
+        @param lingering: Whether the connection stays open after the server
+            asks to close it (as a real one does until its buffer drains),
+            instead of closing at once.
+        """
         self.protocol = protocol
-        self.transport = StringTransportWithDisconnection()
+        self.transport = StringTransport() if lingering else StringTransportWithDisconnection()
         self.transport.protocol = protocol
         protocol.makeConnection(self.transport)
 
@@ -72,7 +77,7 @@ class Client:
 
     @property
     def closed(self) -> bool:
-        return not self.transport.connected
+        return not self.transport.connected or self.transport.disconnecting
 
 
 class Chat:
@@ -103,8 +108,8 @@ class Chat:
             self.service, self.portal, self.realm, accounts, self.clock, flood=flood
         )
 
-    def connect(self) -> Client:
-        return Client(self.factory.buildProtocol(None))  # type: ignore[arg-type]
+    def connect(self, lingering: bool = False) -> Client:
+        return Client(self.factory.buildProtocol(None), lingering)
 
     def user(self, name: str, password: str = "password1", register: bool = True) -> Client:
         """

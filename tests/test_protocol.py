@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.trial.unittest import SynchronousTestCase
@@ -534,6 +535,21 @@ class MessageHistoryTests(_ChatTestCase):
         self.assertEqual([parse_line(line).text for line in carol.take()[1:-1]], ["stored", "back"])
 
 
+class DurabilityTests(_ChatTestCase):
+    def test_messages_are_fsynced_every_few_seconds(self) -> None:
+        chat = self.make_chat()
+        client = chat.in_room("alice")
+        synced: list[int] = []
+        with mock.patch("os.fsync", synced.append):
+            chat.clock.advance(5)
+            self.assertEqual(synced, [])
+            client.send("keep me")
+            chat.clock.advance(5)
+            self.assertEqual(synced, [chat.store._fds["general"]])
+            chat.clock.advance(5)
+            self.assertEqual(len(synced), 1)
+
+
 class FlowControlTests(_ChatTestCase):
     """
     Flow control.
@@ -561,6 +577,33 @@ class FlowControlTests(_ChatTestCase):
         held.release()
         self.assertEqual(chat.service.room_list(), [("general", 0)])
         self.assertEqual(chat.service.connections, set())
+
+    def test_nothing_follows_a_shutdown_bye_during_login(self) -> None:
+        chat = self.make_chat()
+        chat.user("alice")
+        chat.checker.run = held = HeldRunner()
+        client = chat.connect(lingering=True)
+        client.send("/login alice password1", "general")
+        other = chat.connect(lingering=True)
+        other.send("/register bob password1")
+        client.take()
+        other.take()
+        chat.stop()
+        held.release()
+        for c in (client, other):
+            self.assertEqual(c.take(), ["BYE :server shutting down"])
+            self.assertTrue(c.closed)
+        self.assertEqual(chat.service.room_list(), [("general", 0)])
+
+    def test_nothing_follows_bye_during_room_creation(self) -> None:
+        chat = self.make_chat()
+        client = chat.user("alice")
+        chat.store._run = held = HeldRunner()
+        client.send("/create Later", "/quit")
+        self.assertEqual(client.take(), [])
+        chat.stop()
+        held.release()
+        self.assertEqual(client.take(), ["BYE :server shutting down"])
 
     def test_flood_control_allows_the_promised_rate(self) -> None:
         chat = self.make_chat()
