@@ -20,7 +20,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -38,11 +38,12 @@ from chat.commands import (
     split_command,
     valid_name,
 )
+from chat.guard import AddressPolicy, Limits, LoginThrottle, SendQueue, TokenBucket, clean_text
 from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.lines import ErrorCode, format_line
 from chat.service import ChatRealm, ChatService, ChatUser, Room
 
-__all__ = ["ChatFactory", "ChatProtocol", "State", "TokenBucket"]
+__all__ = ["ChatFactory", "ChatProtocol", "State"]
 
 HELP = [
     "Commands (the verb is case-insensitive):",
@@ -78,31 +79,6 @@ _LOGGED_IN = frozenset({State.LOBBY, State.IN_ROOM})
 _IN_ROOM = frozenset({State.IN_ROOM})
 
 
-class TokenBucket:
-    """
-    Flood control: C{rate} lines a second on average, C{burst} at once.
-    """
-
-    __slots__ = ("burst", "clock", "rate", "stamp", "tokens")
-
-    def __init__(self, clock: IReactorTime, rate: float, burst: float) -> None:
-        self.clock = clock
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = clock.seconds()
-
-    def take(self) -> bool:
-        now = self.clock.seconds()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        # The epsilon forgives float rounding: 0.1 s at 10/s is one line.
-        if self.tokens >= 0.999999:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class ChatProtocol(LineReceiver):
     """
     One client connection.
@@ -131,8 +107,15 @@ class ChatProtocol(LineReceiver):
         self._gone = False
         self._closed: Deferred[None] | None = None
         self.peer = "?"
-        rate, burst = factory.flood
-        self._bucket = TokenBucket(factory.clock, rate, burst) if rate > 0 else None
+        self.address: str | None = None
+        limits = factory.limits
+        self._bucket = (
+            TokenBucket(factory.clock, limits.flood_rate, limits.flood_burst)
+            if limits.flood_rate > 0
+            else None
+        )
+        self._sendq = SendQueue(limits.max_sendq)
+        self._login_timer: IDelayedCall | None = None
 
     # Connection life
 
@@ -142,8 +125,11 @@ class ChatProtocol(LineReceiver):
         if ITCPTransport.providedBy(transport):
             # Without it, Nagle and delayed ACKs put 40 ms steps into latency.
             transport.setTcpNoDelay(True)
-        self.peer = _describe(transport.getPeer())
-        self.factory.service.connections.add(self)
+        transport.registerProducer(self._sendq, True)  # type: ignore[attr-defined]
+        peer = transport.getPeer()
+        self.peer = _describe(peer)
+        factory = self.factory
+        factory.service.connections.add(self)
         self.log.info("Connection from {peer}", peer=self.peer)
         self.send(
             "HELLO",
@@ -151,11 +137,40 @@ class ChatProtocol(LineReceiver):
             str(PROTOCOL_VERSION),
             text="Welcome to chatroom. Type login or register, or /help.",
         )
+        limits = factory.limits
+        self.address = factory.addresses.key(getattr(peer, "host", None))
+        if self.address is not None:
+            count = factory.addresses.opened(self.address)
+            if limits.max_connections_per_ip and count > limits.max_connections_per_ip:
+                self.log.warn(
+                    "Refusing {peer}: {count} connections from {address}",
+                    peer=self.peer,
+                    count=count,
+                    address=self.address,
+                )
+                self.error(ErrorCode.RATE_LIMITED, "too many connections from your address")
+                self._bye("too many connections")
+                return
+        if limits.login_timeout:
+            self._login_timer = factory.clock.callLater(limits.login_timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._login_timer = None
+        if self.user is None and self.state is not State.CLOSED:
+            self.log.info("{peer} did not log in in time", peer=self.peer)
+            self._bye("login timed out")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._gone = True
         self.state = State.CLOSED
-        self.factory.service.connections.discard(self)
+        factory = self.factory
+        factory.service.connections.discard(self)
+        if self.address is not None:
+            factory.addresses.closed(self.address)
+            self.address = None
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         if self._logout is not None:
             self._logout()
             self._logout = None
@@ -192,8 +207,30 @@ class ChatProtocol(LineReceiver):
     # Output
 
     def write(self, data: bytes) -> None:
-        if self.state is not State.CLOSED:
+        if self.state is State.CLOSED:
+            return
+        if self._sendq.add(len(data)):
             self.transport.write(data)  # type: ignore[union-attr]
+        else:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """
+        The client has stopped reading: drop it before its unsent output
+        grows without bound.  Nothing more is written (not even BYE, which
+        could not be delivered); the room hears of it as a PART once the
+        connection is gone.
+        """
+        self.log.warn(
+            "Dropping {peer} ({user}): more than {limit} bytes unsent",
+            peer=self.peer,
+            user=self.user.name if self.user else "not logged in",
+            limit=self._sendq.limit,
+        )
+        self.state = State.CLOSED
+        # Not now: this runs inside a broadcast, which must not see the
+        # room change under it (some transports report the loss at once).
+        self.factory.clock.callLater(0, self.transport.abortConnection)  # type: ignore[union-attr]
 
     def send(self, tag: str, *args: str, text: str | None = None) -> None:
         self.write(format_line(tag, *args, text=text))
@@ -311,8 +348,9 @@ class ChatProtocol(LineReceiver):
             )
         if accounts.user_exists(name):
             raise CommandError(ErrorCode.NAME_TAKEN, f"{name} is taken")
-        self.pauseProducing()
+        self._begin_slow_work()
         d = accounts.add_user(name, password)
+        d.addBoth(self._end_slow_work)
         d.addCallbacks(lambda _: self._registered(name), self._register_failed)
         d.addErrback(self._bug)
 
@@ -358,12 +396,42 @@ class ChatProtocol(LineReceiver):
                 return
         self.state = State.AUTH
 
+    def _throttle_keys(self, name: str) -> list[str]:
+        keys = ["user:" + name.lower()]
+        if self.address is not None:
+            keys.append("addr:" + self.address)
+        return keys
+
     def _authenticate(self, name: str, password: str) -> None:
-        self.pauseProducing()
+        factory = self.factory
+        wait = factory.throttle.locked(self._throttle_keys(name))
+        if wait:
+            raise CommandError(
+                ErrorCode.RATE_LIMITED,
+                f"too many failed logins; try again in {int(wait) + 1} s",
+            )
+        self._begin_slow_work()
         credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
-        d = self.factory.portal.login(credentials, self, IChatUser)
+        d = factory.portal.login(credentials, self, IChatUser)
+        d.addBoth(self._end_slow_work)
         d.addCallbacks(self._logged_in, self._login_failed, errbackArgs=(name,))
         d.addErrback(self._bug)
+
+    def _begin_slow_work(self) -> None:
+        """
+        Account for one more bcrypt in flight, refusing it when the queue
+        is already long: a login storm waits in a bounded line.
+        """
+        factory = self.factory
+        limit = factory.limits.max_pending_logins
+        if limit and factory.pending_logins >= limit:
+            raise CommandError(ErrorCode.UNAVAILABLE, "the server is busy; try again shortly")
+        factory.pending_logins += 1
+        self.pauseProducing()
+
+    def _end_slow_work(self, result: Any) -> Any:
+        self.factory.pending_logins -= 1
+        return result
 
     def _logged_in(
         self, result: tuple[Any, ChatUser, Callable[[], None]], verb: str = "login"
@@ -375,6 +443,10 @@ class ChatProtocol(LineReceiver):
             return
         self.user, self._logout = user, logout
         self.state = State.LOBBY
+        self.factory.throttle.succeeded("user:" + user.key)
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
         )
@@ -385,14 +457,25 @@ class ChatProtocol(LineReceiver):
     def _login_failed(self, failure: Failure, name: str) -> None:
         if self.state is State.CLOSED:
             return
-        if failure.check(UnauthorizedLogin):
-            self.log.info("Failed login as {user} from {peer}", user=name, peer=self.peer)
-            self.error(ErrorCode.BAD_CREDENTIALS, "wrong name or password")
-        else:
+        self.state = State.AUTH
+        if not failure.check(UnauthorizedLogin):
             self.log.failure("Login as {user} failed", failure, user=name)
             self.error(ErrorCode.UNAVAILABLE, "cannot check accounts right now; try again")
-        self.state = State.AUTH
-        self._resume()
+            self._resume()
+            return
+        self.log.info("Failed login as {user} from {peer}", user=name, peer=self.peer)
+        delay = self.factory.throttle.failed(self._throttle_keys(name))
+
+        def answer() -> None:
+            if self.state is not State.CLOSED:
+                self.error(ErrorCode.BAD_CREDENTIALS, "wrong name or password")
+                self._resume()
+
+        if delay:
+            # Held back, with the connection paused: guessing gets slower.
+            self.factory.clock.callLater(delay, answer)
+        else:
+            answer()
 
     def _registered(self, name: str) -> None:
         realm: ChatRealm = self.factory.realm
@@ -483,6 +566,9 @@ class ChatProtocol(LineReceiver):
 
     def do_say(self, text: str) -> None:
         assert self.user is not None
+        text = clean_text(text)
+        if not text.strip(" \t"):
+            return
         try:
             self.factory.service.say(self.user, text)
         except StoreUnavailable:
@@ -539,8 +625,8 @@ class ChatFactory(Factory):
 
     @ivar accounts: Where C{/register} adds accounts, or L{None} when the
         credentials checker cannot add any (registration closed).
-    @ivar flood: Lines a second and burst for each connection; a rate of 0
-        turns flood control off.
+    @ivar limits: The bounds each connection lives within.
+    @ivar pending_logins: How many bcrypt jobs are queued or running.
     """
 
     protocol = ChatProtocol  # type: ignore[assignment]
@@ -552,14 +638,17 @@ class ChatFactory(Factory):
         realm: ChatRealm,
         accounts: IAccountStore | None,
         clock: IReactorTime,
-        flood: tuple[float, float] = (10.0, 20.0),
+        limits: Limits | None = None,
     ) -> None:
         self.service = service
         self.portal = portal
         self.realm = realm
         self.accounts = accounts
         self.clock = clock
-        self.flood = flood
+        self.limits = limits = limits or Limits()
+        self.addresses = AddressPolicy(limits.exempt)
+        self.throttle = LoginThrottle(clock)
+        self.pending_logins = 0
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)

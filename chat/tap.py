@@ -27,6 +27,7 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from chat.auth import BcryptFileChecker
+from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.interfaces import IAccountStore
 from chat.protocol import ChatFactory
 from chat.service import ChatRealm, ChatService
@@ -49,6 +50,10 @@ def _rounds(value: str) -> int:
     if not 4 <= number <= 31:
         raise ValueError("bcrypt cost goes from 4 to 31")
     return number
+
+
+def _networks(value: str) -> tuple[Network, ...]:
+    return parse_networks(value)
 
 
 def _rate(value: str) -> float:
@@ -95,6 +100,43 @@ class Options(usage.Options, AuthOptionMixin):
             _rate,
         ],
         ["flood-burst", None, 20.0, "Lines one connection may send at once.", _rate],
+        [
+            "max-sendq",
+            None,
+            1024 * 1024,
+            "Bytes of unsent output after which a client that stopped reading is "
+            "dropped (0: no limit).",
+            _positive_int,
+        ],
+        [
+            "login-timeout",
+            None,
+            60.0,
+            "Seconds a connection may stay without logging in (0: forever).",
+            _rate,
+        ],
+        [
+            "max-connections-per-ip",
+            None,
+            20,
+            "Connections one address (an IPv6 /64) may have open (0: no limit).",
+            _positive_int,
+        ],
+        [
+            "max-pending-logins",
+            None,
+            500,
+            "Logins and registrations that may wait for bcrypt at once; more get "
+            "ERR unavailable (0: no limit).",
+            _positive_int,
+        ],
+        [
+            "exempt-networks",
+            None,
+            DEFAULT_EXEMPT,
+            "Comma-separated networks free of the per-address limits ('' for none).",
+            _networks,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -121,6 +163,8 @@ class Options(usage.Options, AuthOptionMixin):
                 serverFromString(None, description)
             except Exception as e:
                 raise usage.UsageError(f"--port {description}: {e}") from None
+        if isinstance(self["exempt-networks"], str):
+            self["exempt-networks"] = parse_networks(self["exempt-networks"])
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
 
@@ -209,7 +253,15 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         realm,
         accounts,
         reactor,
-        flood=(options["flood-rate"], options["flood-burst"]),
+        limits=Limits(
+            flood_rate=options["flood-rate"],
+            flood_burst=options["flood-burst"],
+            max_sendq=options["max-sendq"],
+            login_timeout=options["login-timeout"],
+            max_connections_per_ip=options["max-connections-per-ip"],
+            max_pending_logins=options["max-pending-logins"],
+            exempt=options["exempt-networks"],
+        ),
     )
     for description in options["ports"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)

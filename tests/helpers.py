@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 
 from chat.auth import BcryptFileChecker
+from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
 from chat.service import ChatRealm, ChatService
 from chat.store import FileChatStore
@@ -50,14 +52,21 @@ class Client:
     wrote with C{take}.
     """
 
-    def __init__(self, protocol: ChatProtocol, lingering: bool = False) -> None:
+    def __init__(
+        self, protocol: ChatProtocol, lingering: bool = False, peer: str = "127.0.0.1"
+    ) -> None:
         """
         @param lingering: Whether the connection stays open after the server
             asks to close it (as a real one does until its buffer drains),
             instead of closing at once.
         """
         self.protocol = protocol
-        self.transport = StringTransport() if lingering else StringTransportWithDisconnection()
+        address = IPv4Address("TCP", peer, 40000)
+        self.transport = (
+            StringTransport(peerAddress=address)
+            if lingering
+            else StringTransportWithDisconnection(peerAddress=address)
+        )
         self.transport.protocol = protocol
         protocol.makeConnection(self.transport)
 
@@ -89,7 +98,7 @@ class Chat:
         self,
         data: Path,
         history: int = 50,
-        flood: tuple[float, float] = (10.0, 20.0),
+        limits: Limits | None = None,
         run: Any = run_inline,
         checker: Any = None,
     ) -> None:
@@ -105,11 +114,11 @@ class Chat:
         self.portal = Portal(self.realm, [checker])
         accounts = checker if hasattr(checker, "add_user") else None
         self.factory = ChatFactory(
-            self.service, self.portal, self.realm, accounts, self.clock, flood=flood
+            self.service, self.portal, self.realm, accounts, self.clock, limits=limits
         )
 
-    def connect(self, lingering: bool = False) -> Client:
-        return Client(self.factory.buildProtocol(None), lingering)
+    def connect(self, lingering: bool = False, peer: str = "127.0.0.1") -> Client:
+        return Client(self.factory.buildProtocol(None), lingering, peer)
 
     def user(self, name: str, password: str = "password1", register: bool = True) -> Client:
         """

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -159,3 +160,73 @@ def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
         n.startswith(("tests/", "data/", "twisted/__init__", "twisted/plugins/__init__"))
         for n in names
     )
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _slow_consumer_run(tmp_path: Path, *options: str) -> tuple[int, list[str], ServerProcess]:
+    """
+    20,000 messages of about 1 kB flow into a room where one member never
+    reads.  Returns the server's RSS growth in KiB, the texts the reading
+    member got, and the server.
+    """
+    server = ServerProcess(tmp_path / "data", "--flood-rate", "0", *options)
+    server.start()
+    try:
+        # The slow member's kernel buffers are kept small, so that what it
+        # does not read piles up in the server, not in the kernel.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect((server.host, server.port))
+        slow.sendall(b"/register slow password1\n/join general\n")
+        sender = SocketClient(server)
+        sender.send("/register sender password1", "/join general")
+        sender.until("END history")
+        reader = SocketClient(server)
+        reader.send("/register reader password1", "/join general")
+        reader.until("END history")
+        assert process_pid(server)
+        before = _rss_kib(process_pid(server))
+        received: list[str] = []
+
+        def read_all() -> None:
+            while len(received) < 20_000:
+                line = parse_line(reader.line())
+                if line.tag == "MSG":
+                    received.append(line.text or "")
+
+        thread = threading.Thread(target=read_all, daemon=True)
+        thread.start()
+        padding = "x" * 1000
+        for batch in range(200):
+            sender.send(*(f"{batch * 100 + i} {padding}" for i in range(100)))
+            for _ in range(100):
+                while not sender.line().startswith("MSG "):
+                    pass
+        thread.join(60)
+        after = _rss_kib(process_pid(server))
+        slow.close()
+        return after - before, received, server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+
+
+def process_pid(server: ServerProcess) -> int:
+    assert server.process is not None
+    return server.process.pid
+
+
+def test_a_member_that_stops_reading_is_dropped(tmp_path: Path) -> None:
+    growth, received, server = _slow_consumer_run(tmp_path)
+    assert [int(text.split()[0]) for text in received] == list(range(20_000))
+    assert any("Dropping" in line and "slow" in line for line in server.output)
+    # Without the cap the server holds the ~20 MB the member did not read.
+    assert growth < 8 * 1024, f"server grew by {growth} KiB"

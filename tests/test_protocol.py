@@ -351,11 +351,23 @@ class FramingTests(_ChatTestCase):
         self.assertTrue(message.endswith(":ok"), message)
         self.assertEqual([parse_line(line).tag for line in other.take()], ["MSG"])
 
-    def test_nul_bytes_are_text(self) -> None:
+    def test_control_characters_never_reach_the_room(self) -> None:
         chat = self.make_chat()
+        bob = chat.in_room("bob")
         client = chat.in_room("alice")
-        client.send(b"a\x00b\n")
-        self.assertEqual(parse_line(client.take()[0]).text, "a\x00b")
+        bob.take()
+        client.send(
+            b"a\x00b\x07c\td\n",
+            b"\x1b[2J\x1b[31mred\x1b[0m \x1b]0;title\x07done\n",
+            "\u202eevil\u202c \u2066iso\u2069 caf\u00e9 \u2764\ufe0f\n".encode(),
+            b"\x1b\x07\x00\n",
+        )
+        lines = bob.take()
+        texts = [parse_line(line).text for line in lines]
+        self.assertEqual(texts, ["abc\td", "red done", "evil iso caf\u00e9 \u2764\ufe0f"])
+        # The sender sees what everyone else sees, and nothing for the line
+        # that was all control characters.
+        self.assertEqual(client.take(), lines)
 
 
 class RoomTests(_ChatTestCase):
