@@ -4,6 +4,9 @@ The bundled stdio client: C{chatroom-client}, or C{python -m chat.client}.
 It exists so that a person can chat without typing protocol lines into
 C{nc}, and so that a script can drive a chat session through a pipe:
 
+  - It speaks TLS when asked (C{--tls}, C{--cafile}, or a C{tls:} endpoint
+    string), and then refuses a server whose certificate does not verify,
+    before anything (a password above all) is sent.
   - On a terminal it asks "login or register?", the username and the
     password (never echoed), then shows the room list; the user types a room
     name, C{create <room>} or C{/help}.  Incoming lines are printed above the
@@ -42,14 +45,19 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from cryptography import x509
+from OpenSSL import SSL
+from OpenSSL.crypto import X509
+from service_identity import VerificationError
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     clientFromString,
     connectProtocol,
+    wrapClientTLS,
 )
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -59,6 +67,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.internet.stdio import StandardIO
 from twisted.protocols.basic import LineReceiver
 from twisted.python import usage
@@ -67,6 +76,10 @@ from zope.interface import implementer
 
 from chat import __version__
 from chat.lines import ServerLine, parse_line, parse_timestamp
+
+if TYPE_CHECKING:
+    # Only named here: twisted.internet.ssl does not re-export it.
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 __all__ = [
     "ChatClient",
@@ -107,10 +120,23 @@ class Options(usage.Options):
     """
     Command line options of C{chatroom-client}.
 
-    C{--host}/C{--port} cover the common case; C{--connect} takes any Twisted
-    client endpoint string so that TLS (C{tls:host:port}) or a UNIX socket
-    works without new options.
+    C{--host}/C{--port} cover the common case, with C{--tls} and C{--cafile}
+    for TLS; C{--connect} takes any Twisted client endpoint string so that
+    anything else (a UNIX socket, a client certificate with C{tls:}) works
+    without new options.
+
+    @ivar trust_root: The CAs of C{--cafile}, read when the options are
+        parsed; L{None} means the system's trust store.
     """
+
+    optFlags = [
+        [
+            "tls",
+            None,
+            "Use TLS, and verify the server's certificate and host name against "
+            "the system's trusted CAs.",
+        ],
+    ]
 
     synopsis = f"Usage: {PROGRAM} [options]"
     longdesc = (
@@ -128,7 +154,16 @@ class Options(usage.Options):
             "instead of --host/--port.",
         ],
         ["user", "u", None, "Your username; skips the username question."],
+        [
+            "cafile",
+            None,
+            None,
+            "Trust the CA certificate(s) in this PEM file instead of the system's "
+            "(a private CA); implies --tls.",
+        ],
     ]
+
+    trust_root: IOpenSSLTrustRoot | None = None
 
     def opt_version(self) -> NoReturn:
         """
@@ -144,6 +179,14 @@ class Options(usage.Options):
         """
         if self["connect"] is not None and (self["host"] is not None or self["port"] is not None):
             raise usage.UsageError("use either --connect or --host/--port, not both")
+        if self["connect"] is not None and (self["tls"] or self["cafile"] is not None):
+            raise usage.UsageError(
+                "--tls and --cafile go with --host/--port; with --connect, "
+                "write tls:HOST:PORT (and :trustRoots=DIR for a private CA)"
+            )
+        if self["cafile"] is not None:
+            self["tls"] = True
+            self.trust_root = _load_cafile(self["cafile"])
         port = self["port"]
         if port is not None and not 0 < port < 65536:
             raise usage.UsageError(f"--port must be 1 to 65535, not {port}")
@@ -173,7 +216,69 @@ class Options(usage.Options):
             return endpoint
         host = self["host"] or DEFAULT_HOST
         port = self["port"] or DEFAULT_PORT
-        return HostnameEndpoint(reactor, host, port, timeout=15)
+        tcp = HostnameEndpoint(reactor, host, port, timeout=15)
+        if not self["tls"]:
+            return tcp
+        # optionsForClientTLS checks the chain and that the certificate names
+        # host (a DNS name or an IP address, as typed); None is the system's
+        # trust store.
+        return wrapClientTLS(optionsForClientTLS(host, trustRoot=self.trust_root), tcp)
+
+
+def _load_cafile(path: str) -> IOpenSSLTrustRoot:
+    """
+    Read every certificate in the PEM file C{path} (a bundle may hold
+    several CAs), so that a wrong path is a usage error now rather than a
+    confusing verification failure later.
+
+    @raise usage.UsageError: The file cannot be read or holds no certificate.
+    """
+    try:
+        with open(path, "rb") as pem:
+            data = pem.read()
+    except OSError as error:
+        raise usage.UsageError(f"--cafile {path}: {error.strerror}") from None
+    try:
+        found = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise usage.UsageError(f"--cafile {path}: no PEM certificate in it") from None
+    # trustRootFromCertificates is not annotated.
+    root: IOpenSSLTrustRoot = trustRootFromCertificates(
+        [Certificate(X509.from_cryptography(cert)) for cert in found]
+    )
+    return root
+
+
+def _tls_failure(reason: Failure) -> str | None:
+    """
+    Say in words why a TLS connection failed, or return L{None} when
+    C{reason} is not a TLS failure.
+
+    A certificate that does not verify is the case people must be able to
+    recognise (a private CA without C{--cafile}, a wrong host name, an
+    attack); OpenSSL reports it as C{certificate verify failed} and Twisted
+    a wrong host name as a L{VerificationError}.
+    """
+    if reason.check(VerificationError):
+        names = []
+        for mismatch in getattr(reason.value, "errors", ()):
+            wanted = mismatch.mismatched_id
+            name = getattr(wanted, "hostname", None) or getattr(wanted, "ip", None)
+            if isinstance(name, bytes):
+                name = name.decode("ascii", "replace")
+            if name is not None:
+                names.append(str(name))
+        what = " or ".join(names) or "this server"
+        return f"the server's certificate could not be verified: it is not for {what}"
+    if reason.check(SSL.Error):
+        message = " ".join(str(reason.value).split())
+        if "certificate verify failed" in message:
+            return (
+                "the server's certificate could not be verified: not issued by a "
+                "trusted CA, or expired (--cafile trusts a private CA)"
+            )
+        return f"TLS handshake failed (is it a TLS port?): {message}"
+    return None
 
 
 def use_colour(stdout_fd: int, environ: Mapping[str, str]) -> bool:
@@ -729,7 +834,10 @@ class ChatClient:
         self._server = None
         if self.phase is Phase.DONE:
             return
-        if self._quit_sent:
+        tls_problem = _tls_failure(reason)
+        if self.phase is Phase.CONNECTING and tls_problem is not None:
+            self._finish(1, f"cannot connect to {self.address}: {tls_problem}")
+        elif self._quit_sent:
             self._finish(0)
         elif self._bye is not None:
             said = f": {_clean(self._bye)}" if self._bye else ""
