@@ -10,6 +10,8 @@ the same interfaces.  Nothing above this layer knows which one it talks to.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from zope.interface import Attribute, Interface
 
 
@@ -52,16 +54,17 @@ class IChatStore(Interface):
             or fails with L{NameTaken} or L{StoreUnavailable}.
         """
 
-    def append(room: str, timestamp: str, user: str, text: str) -> None:
+    def append(room: str, messages: Sequence[tuple[str, str, str]]) -> None:
         """
-        Append one message to a room's history, durably enough that a crash
-        of the server process right after this returns cannot lose it.
+        Append messages, C{(timestamp, user, text)}, to a room's history,
+        durably enough that a crash of the server process right after this
+        returns cannot lose them.
 
         Synchronous on purpose: it sits on the hot path of every message and
-        the embedded store does one C{write(2)}.
+        the embedded store does one C{write(2)} for the whole batch.
 
-        @raise StoreUnavailable: The message was not stored; the room's
-            history is as it was before the call.
+        @raise StoreUnavailable: Nothing was stored; the room's history is as
+            it was before the call.
         """
 
     def sync() -> object:

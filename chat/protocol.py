@@ -39,7 +39,7 @@ from chat.commands import (
     valid_name,
 )
 from chat.guard import AddressPolicy, Limits, LoginThrottle, SendQueue, TokenBucket, clean_text
-from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
+from chat.interfaces import IAccountStore, IChatUser, NameTaken
 from chat.lines import ErrorCode, format_line
 from chat.service import ChatRealm, ChatService, ChatUser, Room
 
@@ -202,11 +202,27 @@ class ChatProtocol(LineReceiver):
             self._logout = None
         self.send("BYE", text=reason)
         self.state = State.CLOSED
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        transport = self.transport
+        assert transport is not None
+        # A TLS transport holds the close back while a producer is registered.
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
 
     # Output
 
     def write(self, data: bytes) -> None:
+        """
+        Write lines meant for this connection alone, after whatever its room
+        still has to send: lines arrive in the order they happened.
+        """
+        user = self.user
+        if user is not None:
+            room = user.room
+            if room is not None and room.pending:
+                self.factory.service.flush_room(room)
+        self.deliver(data)
+
+    def deliver(self, data: bytes) -> None:
         if self.state is State.CLOSED:
             return
         if self._sendq.add(len(data)):
@@ -569,11 +585,7 @@ class ChatProtocol(LineReceiver):
         text = clean_text(text)
         if not text.strip(" \t"):
             return
-        try:
-            self.factory.service.say(self.user, text)
-        except StoreUnavailable:
-            self.log.error("Could not store a message from {user}", user=self.user.name)
-            self.error(ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent")
+        self.factory.service.say(self.user, text)
 
     # Anywhere
 

@@ -22,8 +22,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from chat.interfaces import IChatStore, IChatUser, NameTaken
-from chat.lines import format_line, format_timestamp
+from chat.interfaces import IChatStore, IChatUser, NameTaken, StoreUnavailable
+from chat.lines import ErrorCode, format_line, format_timestamp
 
 __all__ = ["ChatRealm", "ChatService", "ChatUser", "Connection", "Room"]
 
@@ -33,7 +33,12 @@ class Connection(Protocol):
     What the domain needs from a client connection.
     """
 
-    def write(self, data: bytes) -> None: ...
+    def deliver(self, data: bytes) -> None:
+        """
+        Write lines of a room's traffic, in the room's order.
+        """
+
+    def error(self, code: ErrorCode, text: str) -> None: ...
 
     def shutdown(self, reason: str) -> Deferred[None]: ...
 
@@ -54,7 +59,7 @@ class ChatUser:
         self.room: Room | None = None
 
     def deliver(self, line: bytes) -> None:
-        self.connection.write(line)
+        self.connection.deliver(line)
 
     def logout(self) -> None:
         """
@@ -70,9 +75,11 @@ class Room:
 
     @ivar recent: The last messages as C{(timestamp, user, text)}, oldest
         first; joins are served from here, without touching the disk.
+    @ivar pending: Messages said in this turn of the reactor and not yet
+        stored or sent, with their senders in C{senders}.
     """
 
-    __slots__ = ("counts", "members", "name", "recent")
+    __slots__ = ("counts", "members", "name", "pending", "recent", "senders")
 
     def __init__(
         self, name: str, history: int, recent: Iterable[tuple[str, str, str]] = ()
@@ -81,15 +88,17 @@ class Room:
         self.members: dict[ChatUser, None] = {}
         self.counts: dict[str, int] = {}
         self.recent: deque[tuple[str, str, str]] = deque(recent, maxlen=history)
+        self.pending: list[tuple[str, str, str]] = []
+        self.senders: list[ChatUser] = []
 
-    def broadcast(self, line: bytes, skip: ChatUser | None = None) -> None:
+    def broadcast(self, data: bytes, skip: ChatUser | None = None) -> None:
         """
-        Write one formatted line to every member: the bytes are made once,
+        Write formatted lines to every member: the bytes are made once,
         whatever the size of the room.
         """
         for member in self.members:
             if member is not skip:
-                member.connection.write(line)
+                member.connection.deliver(data)
 
     def users(self) -> list[str]:
         """
@@ -123,6 +132,8 @@ class ChatService(Service):
         self.connections: set[Connection] = set()
         self._creating: set[str] = set()
         self._sync_call: IDelayedCall | None = None
+        self._dirty: list[Room] = []
+        self._flush_call: IDelayedCall | None = None
 
     def startService(self) -> None:
         loaded = self.store.load(self.history)
@@ -150,6 +161,7 @@ class ChatService(Service):
         super().stopService()
         if self._sync_call is not None and self._sync_call.active():
             self._sync_call.cancel()
+        self.flush()
         goodbyes = [c.shutdown("server shutting down") for c in list(self.connections)]
         d: Deferred[Any] = DeferredList(goodbyes, consumeErrors=True)
         timeout = self.clock.callLater(3, d.cancel)
@@ -206,6 +218,7 @@ class ChatService(Service):
         """
         Move a user into a room, out of the one they were in.
         """
+        self.flush_room(room)
         if user.room is room:
             return
         if user.room is not None:
@@ -228,6 +241,7 @@ class ChatService(Service):
         room = user.room
         if room is None:
             return None
+        self.flush_room(room)
         user.room = None
         del room.members[user]
         count = room.counts[user.key] - 1
@@ -241,17 +255,65 @@ class ChatService(Service):
 
     def say(self, user: ChatUser, text: str) -> None:
         """
-        Stamp, store, then broadcast a message: it is on disk before anyone
-        can see it.
+        Stamp a message now; store and send it at the end of this turn of
+        the reactor, with every other message said in the room meanwhile.
 
-        @raise StoreUnavailable: Nothing was stored or sent.
+        Batching is what makes fan-out cheap: a turn's messages cost one
+        write to the file and one write per member, however many there are.
+        The messages are on disk before anyone is sent them.
         """
         room = user.room
         assert room is not None
-        stamp = format_timestamp(self.clock.seconds())
-        self.store.append(room.name, stamp, user.name, text)
-        room.recent.append((stamp, user.name, text))
-        room.broadcast(format_line("MSG", room.name, stamp, user.name, text=text))
+        if not room.pending:
+            self._dirty.append(room)
+            if self._flush_call is None:
+                self._flush_call = self.clock.callLater(0, self.flush)
+        room.pending.append((format_timestamp(self.clock.seconds()), user.name, text))
+        room.senders.append(user)
+
+    def flush(self) -> None:
+        """
+        Store and send everything said since the last flush.
+        """
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        dirty, self._dirty = self._dirty, []
+        for room in dirty:
+            self.flush_room(room)
+
+    def flush_room(self, room: Room) -> None:
+        """
+        Store and send a room's pending messages now: before anything else
+        is said to one of its members, so that each connection sees lines in
+        the order they happened.
+        """
+        pending = room.pending
+        if not pending:
+            return
+        senders = room.senders
+        room.pending = []
+        room.senders = []
+        name = room.name
+        try:
+            self.store.append(name, pending)
+        except StoreUnavailable as e:
+            self.log.error(
+                "Could not store {count} messages in {room}: {error}",
+                count=len(pending),
+                room=name,
+                error=e,
+            )
+            for sender in senders:
+                sender.connection.error(
+                    ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent"
+                )
+            return
+        room.recent.extend(pending)
+        room.broadcast(
+            b"".join([format_line("MSG", name, ts, user, text=text) for ts, user, text in pending])
+        )
 
 
 @implementer(IRealm)

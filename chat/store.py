@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -192,8 +192,8 @@ class FileChatStore:
         d.addCallbacks(created, failed)
         return d
 
-    def append(self, room: str, timestamp: str, user: str, text: str) -> None:
-        data = f"{timestamp} {user} {text}\n".encode()
+    def append(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+        data = "".join([f"{ts} {user} {text}\n" for ts, user, text in messages]).encode()
         fd = self._fds[room]
         try:
             written = os.write(fd, data)

@@ -77,8 +77,10 @@ class Client:
 
     def take(self) -> list[str]:
         """
-        The lines written since the last call.
+        The lines written since the last call, once the reactor turn in
+        which they were sent has ended (rooms send at the end of a turn).
         """
+        self.protocol.factory.clock.advance(0)
         data = self.transport.value()
         self.transport.clear()
         assert data == b"" or data.endswith(b"\n"), data

@@ -532,10 +532,10 @@ class MessageHistoryTests(_ChatTestCase):
         store._fds["general"] = os.open("/dev/full", os.O_WRONLY)
         try:
             alice.send("lost")
+            self.assertEqual(codes(alice.take()), ["unavailable"])
             # /dev/full cannot be truncated either, so the store also logs
             # that it could not take the failed append back.
             self.flushLoggedErrors(OSError)
-            self.assertEqual(codes(alice.take()), ["unavailable"])
             self.assertEqual(bob.take(), [])
         finally:
             os.close(store._fds["general"])

@@ -93,7 +93,7 @@ class StoreTests(SynchronousTestCase):
         rooms.mkdir(parents=True)
         (rooms / "general.log").write_bytes(b"2026-11-25T04:50:05.123Z a whole\n2026-11-2")
         self.assertEqual(len(self.store.load(50)["general"]), 1)
-        self.store.append("general", "2026-11-25T04:50:07.000Z", "b", "next")
+        self.store.append("general", [("2026-11-25T04:50:07.000Z", "b", "next")])
         self.assertEqual(
             (rooms / "general.log").read_bytes(),
             b"2026-11-25T04:50:05.123Z a whole\n2026-11-25T04:50:07.000Z b next\n",
@@ -102,7 +102,7 @@ class StoreTests(SynchronousTestCase):
     def test_create_room(self) -> None:
         self.store.load(50)
         self.assertIsNone(self.successResultOf(self.store.create_room("Lounge")))
-        self.store.append("Lounge", "2026-11-25T04:50:05.123Z", "a", "hi")
+        self.store.append("Lounge", [("2026-11-25T04:50:05.123Z", "a", "hi")])
         self.assertEqual(
             (self.data / "rooms" / "Lounge.log").read_bytes(), b"2026-11-25T04:50:05.123Z a hi\n"
         )
@@ -118,7 +118,7 @@ class StoreTests(SynchronousTestCase):
 
     def test_full_disk_leaves_the_history_whole(self) -> None:
         self.store.load(50)
-        self.store.append("general", "2026-11-25T04:50:05.123Z", "a", "kept")
+        self.store.append("general", [("2026-11-25T04:50:05.123Z", "a", "kept")])
         path = self.data / "rooms" / "general.log"
         before = path.read_bytes()
         good = self.store._fds["general"]
@@ -129,9 +129,7 @@ class StoreTests(SynchronousTestCase):
                     StoreUnavailable,
                     self.store.append,
                     "general",
-                    "2026-11-25T04:50:06.000Z",
-                    "a",
-                    "lost",
+                    [("2026-11-25T04:50:06.000Z", "a", "lost")],
                 )
         finally:
             os.close(self.store._fds["general"])
@@ -150,15 +148,18 @@ class StoreTests(SynchronousTestCase):
 
         with mock.patch("os.write", short):
             self.assertRaises(
-                StoreUnavailable, self.store.append, "general", "2026-11-25T04:50:06.000Z", "a", "x"
+                StoreUnavailable,
+                self.store.append,
+                "general",
+                [("2026-11-25T04:50:06.000Z", "a", "x"), ("2026-11-25T04:50:06.001Z", "a", "y")],
             )
         self.assertEqual(path.read_bytes(), b"")
-        self.store.append("general", "2026-11-25T04:50:07.000Z", "a", "y")
+        self.store.append("general", [("2026-11-25T04:50:07.000Z", "a", "y")])
         self.assertEqual(path.read_bytes(), b"2026-11-25T04:50:07.000Z a y\n")
 
     def test_sync(self) -> None:
         self.store.load(50)
-        self.store.append("general", "2026-11-25T04:50:07.000Z", "a", "y")
+        self.store.append("general", [("2026-11-25T04:50:07.000Z", "a", "y")])
         synced = []
         with mock.patch("os.fsync", synced.append):
             self.successResultOf(self.store.sync())
