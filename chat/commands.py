@@ -161,6 +161,10 @@ def parse_bare(line: str, in_auth: bool, in_lobby: bool) -> Command:
         L{parse_args} raises for a shorthand's argument.
     """
     words = line.split()
+    if not words:
+        # Only Unicode white space (VT, NBSP, U+2028...): not blank by the
+        # protocol's rule (spaces and tabs), and not a word either.
+        raise CommandError(ErrorCode.BAD_STATE, "that line holds nothing but white space")
     first = words[0].lower()
     if len(words) == 1 and first == "exit":
         return Command(Verb.QUIT)

@@ -400,8 +400,10 @@ class ChatProtocol(LineReceiver):
     def dialog_password(self, password: str) -> None:
         assert self._dialog is not None
         kind, name = self._dialog
+        # Back to AUTH before the answer, which may come at once and move on
+        # to LOBBY.
+        self.state = State.AUTH
         if kind == "login":
-            self.state = State.AUTH
             self.do_login(name, password)
             return
         try:
@@ -410,9 +412,8 @@ class ChatProtocol(LineReceiver):
             self.error(e.code, e.detail)
             if e.code is ErrorCode.WEAK_PASSWORD:
                 self._dialog = (kind, name)
+                self.state = State.PASSWORD
                 self.send("PROMPT", "password", text="password:")
-                return
-        self.state = State.AUTH
 
     def _throttle_keys(self, name: str) -> list[str]:
         keys = ["user:" + name.lower()]

@@ -84,7 +84,8 @@ class Client:
         data = self.transport.value()
         self.transport.clear()
         assert data == b"" or data.endswith(b"\n"), data
-        return data.decode("utf-8").splitlines()
+        # split, not splitlines: the protocol's only line end is LF.
+        return data.decode("utf-8").split("\n")[:-1] if data else []
 
     @property
     def closed(self) -> bool:

@@ -160,6 +160,15 @@ class GuidedDialogTests(_ChatTestCase):
     The guided dialog.
     """
 
+    def test_guided_register_ends_in_the_lobby(self) -> None:
+        # Found by fuzzing: with an account store that answers at once, the
+        # dialog once left a logged-in connection in AUTH.
+        chat = self.make_chat()
+        client = chat.connect()
+        client.send("register", "carol", "password1", "/rooms")
+        self.assertEqual(client.take()[-2:], ["ROOM general 0", "END rooms"])
+        self.assertIs(client.protocol.state, State.LOBBY)
+
     def test_guided_login(self) -> None:
         chat = self.make_chat()
         chat.user("alice")
@@ -306,6 +315,19 @@ class FramingTests(_ChatTestCase):
         client = chat.in_room("alice")
         client.send(b"\n", b"   \t \r\n", b"\r\n")
         self.assertEqual(client.take(), [])
+
+    def test_other_white_space_is_not_blank(self) -> None:
+        # Found by fuzzing: these once raised IndexError out of dataReceived.
+        chat = self.make_chat()
+        anonymous = chat.connect()
+        anonymous.take()
+        lobby = chat.user("alice")
+        for line in ("\x0b", "\u00a0", "\u2028", "\x85", "\u3000 \t"):
+            anonymous.send(line)
+            lobby.send(line)
+        self.assertEqual(codes(anonymous.take()), ["bad-state"] * 5)
+        self.assertEqual(codes(lobby.take()), ["bad-state"] * 5)
+        self.assertFalse(anonymous.closed or lobby.closed)
 
     def test_long_line_is_skipped_and_the_next_lines_in_the_chunk_count(self) -> None:
         chat = self.make_chat()
