@@ -79,26 +79,38 @@ def _kill_and_check(chat_server: ServerProcess) -> None:
     assert alice.line() == "OK register alice"
     alice.send("/create Vault")
     alice.until("END history Vault")
+    others = [SocketClient(chat_server) for _ in range(5)]
+    for i, other in enumerate(others):
+        other.send(f"/register user{i} password{i}")
+    for i, other in enumerate(others):
+        assert other.line() == f"OK register user{i}"
+    # The kill comes while messages are still arriving: whatever had been
+    # echoed by then must survive it.
+    alice.send(*(f"message {i}" for i in range(2000)))
     echoed = []
-    for i in range(200):
-        alice.send(f"message {i}")
-    for _ in range(200):
+    for _ in range(1000):
         line = parse_line(alice.line())
         assert line.tag == "MSG"
-        echoed.append((line.args[1], line.text))
+        echoed.append(f"{line.args[1]} alice {line.text}")
     chat_server.kill()
     alice.close()
 
     chat_server.restart()
+    stored = (chat_server.data / "rooms" / "Vault.log").read_text().splitlines()
+    assert stored[: len(echoed)] == echoed
+    for name, password in [("alice", "password1")] + [
+        (f"user{i}", f"password{i}") for i in range(5)
+    ]:
+        again = SocketClient(chat_server)
+        again.send(f"/login {name} {password}")
+        assert again.line() == f"OK login {name}"
+        again.close()
     again = SocketClient(chat_server)
     again.send("/login alice password1")
-    assert again.line() == "OK login alice"
     again.until("END rooms")
     again.send("/join vault")
     history = [parse_line(line) for line in again.until("END history")[1:-1]]
-    assert [(h.args[1], h.text) for h in history] == echoed[-50:]
-    stored = (chat_server.data / "rooms" / "Vault.log").read_bytes().splitlines()
-    assert len(stored) == 200
+    assert [f"{h.args[1]} alice {h.text}" for h in history] == stored[-50:]
 
 
 def test_plugin_help_lists_the_options(tmp_path: Path) -> None:
