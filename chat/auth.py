@@ -98,7 +98,7 @@ class BcryptFileChecker:
         self.path = Path(path)
         self.rounds = rounds
         self.run = run
-        self._users: dict[str, tuple[str, str]] = {}
+        self._users: dict[str, str] = {}
         self._pending: set[str] = set()
         self._write_lock = threading.Lock()
         # Unknown names still pay for one bcrypt so that the time a login
@@ -135,7 +135,15 @@ class BcryptFileChecker:
                     name=name,
                 )
                 continue
-            self._users[name.lower()] = (name, stored)
+            self._remember(name, stored)
+
+    def _remember(self, name: str, stored: str) -> None:
+        """
+        Keep an account in memory as its file line, C{name:hash}: one string
+        an account rather than a tuple of two, at tens of thousands of them.
+        """
+        key = name.lower()
+        self._users[name if key == name else key] = f"{name}:{stored}"
 
     def user_exists(self, name: str) -> bool:
         key = name.lower()
@@ -151,11 +159,11 @@ class BcryptFileChecker:
         except UnicodeDecodeError:
             return fail(UnauthorizedLogin())
         entry = self._users.get(name.lower())
-        stored = entry[1] if entry else self._decoy
+        known, _, stored = entry.partition(":") if entry else ("", "", self._decoy)
 
         def checked(ok: bool) -> str:
             if ok and entry is not None:
-                return entry[0]
+                return known
             raise UnauthorizedLogin()
 
         d: Deferred[bool] = self.run(check_password, password, stored)
@@ -190,7 +198,7 @@ class BcryptFileChecker:
 
         def added(stored: str) -> None:
             self._pending.discard(key)
-            self._users[key] = (name, stored)
+            self._remember(name, stored)
             self.log.info("Registered account {name}", name=name)
 
         def failed(f: Any) -> Any:

@@ -107,7 +107,6 @@ class ChatProtocol(LineReceiver):
         self._refeed = b""
         self._gone = False
         self._closed: Deferred[None] | None = None
-        self.peer = "?"
         self.address: str | None = None
         limits = factory.limits
         self._bucket = (
@@ -118,6 +117,15 @@ class ChatProtocol(LineReceiver):
         self._sendq = SendQueue(limits.max_sendq)
         self._login_timer: IDelayedCall | None = None
 
+    @property
+    def peer(self) -> str:
+        """
+        The client's address, for the logs: made when asked, not kept, as
+        every byte per connection counts at ten thousand connections.
+        """
+        transport = self.transport
+        return _describe(transport.getPeer()) if transport is not None else "?"
+
     # Connection life
 
     def connectionMade(self) -> None:
@@ -127,9 +135,8 @@ class ChatProtocol(LineReceiver):
             # Without it, Nagle and delayed ACKs put 40 ms steps into latency.
             transport.setTcpNoDelay(True)
         transport.registerProducer(self._sendq, True)  # type: ignore[attr-defined]
-        self._send = send_now(transport)
+        self._direct = isinstance(transport, tcp.Connection)
         peer = transport.getPeer()
-        self.peer = _describe(peer)
         factory = self.factory
         factory.service.connections.add(self)
         self.log.info("Connection from {peer}", peer=self.peer)
@@ -225,12 +232,41 @@ class ChatProtocol(LineReceiver):
         self.deliver(data)
 
     def deliver(self, data: bytes) -> None:
+        """
+        Write lines, within the connection's send queue limit.
+
+        Twisted's C{write} always buffers, and sends on the reactor's next
+        writable event: for every member of every busy room that is two more
+        epoll calls and one more turn of latency per batch.  When the
+        transport is plain TCP with nothing queued, the bytes go straight to
+        the kernel instead; whatever the kernel does not take, and every
+        other case (TLS, Unix sockets, test transports, a connection going
+        away), goes through C{transport.write} as usual, so ordering and
+        error handling stay Twisted's.
+        """
         if self.state is State.CLOSED:
             return
-        if self._sendq.add(len(data)):
-            self._send(data)
-        else:
+        if not self._sendq.add(len(data)):
             self._overflow()
+            return
+        transport: Any = self.transport
+        if self._direct and not (
+            transport._tempDataLen
+            or transport.dataBuffer
+            or transport.disconnecting
+            or not transport.connected
+        ):
+            try:
+                sent = transport.socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                # Let Twisted find the broken connection its own way.
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     def _overflow(self) -> None:
         """
@@ -624,48 +660,6 @@ def _why_not(verb: Verb, state: State) -> str:
     if verb is Verb.SAY:
         return "you are not in a room: /join <room> first"
     return f"/{verb.value} works only in a room"
-
-
-def send_now(transport: Any) -> Callable[[bytes], None]:
-    """
-    A write function for C{transport} that hands data to the kernel at
-    once when nothing is queued before it.
-
-    Twisted's C{write} always buffers, and sends on the reactor's next
-    writable event: for every member of every busy room that is two more
-    epoll calls and one more turn of latency per batch.  Sending straight
-    away when the transport's buffer is empty skips both; whatever the
-    kernel does not take, and every case this does not know (TLS, Unix
-    sockets, test transports, a connection going away), goes through
-    C{transport.write} as usual, so ordering and error handling stay
-    Twisted's.
-    """
-    write: Callable[[bytes], None] = transport.write
-    if not isinstance(transport, tcp.Connection):
-        return write
-    send = transport.socket.send
-
-    def send_now(data: bytes) -> None:
-        if (
-            transport._tempDataLen
-            or transport.dataBuffer
-            or transport.disconnecting
-            or not transport.connected
-        ):
-            write(data)
-            return
-        try:
-            sent = send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            # Let Twisted find the broken connection its own way.
-            write(data)
-            return
-        if sent < len(data):
-            write(data[sent:])
-
-    return send_now
 
 
 def _describe(address: IAddress) -> str:

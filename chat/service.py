@@ -53,7 +53,9 @@ class ChatUser:
 
     def __init__(self, name: str, service: ChatService, connection: Connection) -> None:
         self.name = name
-        self.key = name.lower()
+        key = name.lower()
+        # Share the name's string when it is already lower case.
+        self.key = name if key == name else key
         self.service = service
         self.connection = connection
         self.room: Room | None = None
