@@ -22,6 +22,8 @@ import pytest
 import pytest_twisted
 
 ROOT = Path(__file__).resolve().parent.parent
+#: twistd from this Python, found without relying on a console script.
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 _LISTENING = re.compile(r"ChatFactory starting on (\d+)")
 
 
@@ -45,9 +47,7 @@ class ServerProcess:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
+                *TWISTD,
                 "-n",
                 "--pidfile=",
                 "-l",

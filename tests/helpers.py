@@ -6,6 +6,8 @@ lowest cost so a test never waits on a thread.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,25 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.trial.unittest import SynchronousTestCase
 
 from chat.auth import BcryptFileChecker
 from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
 from chat.service import ChatRealm, ChatService
 from chat.store import FileChatStore
+
+
+def temp_dir(case: SynchronousTestCase) -> Path:
+    """
+    A new, empty directory, removed after the test.
+
+    Not C{case.mktemp()}: that is relative to the working directory, which
+    only trial moves into C{_trial_temp}.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"{case._testMethodName[:32]}-"))
+    case.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def run_inline(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:

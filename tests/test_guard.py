@@ -5,9 +5,6 @@ The defences, alone and wired into the protocol.
 from __future__ import annotations
 
 import ipaddress
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -23,7 +20,7 @@ from chat.guard import (
     parse_networks,
 )
 from chat.lines import parse_line
-from tests.helpers import Chat, HeldRunner
+from tests.helpers import Chat, HeldRunner, temp_dir
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -164,9 +161,7 @@ class LoginThrottleTests(SynchronousTestCase):
 
 class GuardedProtocolTests(SynchronousTestCase):
     def chat(self, **limits: Any) -> Chat:
-        path = Path(tempfile.mkdtemp())
-        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-        return Chat(path, limits=Limits(**limits))
+        return Chat(temp_dir(self), limits=Limits(**limits))
 
     def test_login_timeout(self) -> None:
         chat = self.chat(login_timeout=60)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from chat.lines import parse_line
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, TWISTD, ServerProcess
 
 
 class SocketClient:
@@ -117,9 +117,7 @@ def test_plugin_help_lists_the_options(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
+            *TWISTD,
             "chatroom",
             "--help",
         ],

@@ -5,9 +5,6 @@ The protocol contract, line by line, against an in-memory server.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -16,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
-from tests.helpers import Chat, HeldRunner
+from tests.helpers import Chat, HeldRunner, temp_dir
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -28,20 +25,8 @@ class _ChatTestCase(SynchronousTestCase):
     Gives each test fresh data directories and in-memory servers on them.
     """
 
-    def data_dir(self) -> Path:
-        """
-        A new, empty directory, removed after the test.
-
-        Not C{self.mktemp()}: that is relative to the working directory, which
-        only trial moves into C{_trial_temp}; under pytest it would litter the
-        checkout.
-        """
-        path = Path(tempfile.mkdtemp(prefix=f"{self._testMethodName[:32]}-"))
-        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-        return path
-
     def make_chat(self, **kwargs: Any) -> Chat:
-        return Chat(self.data_dir(), **kwargs)
+        return Chat(temp_dir(self), **kwargs)
 
 
 class AccountTests(_ChatTestCase):
@@ -512,7 +497,7 @@ class MessageHistoryTests(_ChatTestCase):
         )
 
     def test_history_and_rooms_survive_a_restart(self) -> None:
-        tmp_path = self.data_dir()
+        tmp_path = temp_dir(self)
         chat = Chat(tmp_path)
         alice = chat.user("alice")
         alice.send("/create Keep", "kept one", "kept two")
@@ -529,7 +514,7 @@ class MessageHistoryTests(_ChatTestCase):
         )
 
     def test_torn_last_line_is_dropped(self) -> None:
-        tmp_path = self.data_dir()
+        tmp_path = temp_dir(self)
         chat = Chat(tmp_path)
         chat.in_room("alice").send("whole")
         chat.stop()

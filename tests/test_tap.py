@@ -4,8 +4,6 @@ The command line and the wiring, on a memory reactor.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from twisted.internet.testing import MemoryReactorClock
@@ -14,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chat.protocol import ChatFactory
 from chat.tap import Options, makeService
+from tests.helpers import temp_dir
 
 
 def build(tmp_path: Path, *argv: str) -> tuple[MemoryReactorClock, ChatFactory]:
@@ -28,29 +27,15 @@ def build(tmp_path: Path, *argv: str) -> tuple[MemoryReactorClock, ChatFactory]:
 
 
 class TapTests(SynchronousTestCase):
-    def data_dir(self) -> Path:
-        """
-        A new, empty directory, removed after the test.
-
-        Not C{self.mktemp()}: that is relative to the working directory, which
-        only trial moves into C{_trial_temp}; under pytest it would litter the
-        checkout.
-        """
-        path = Path(tempfile.mkdtemp(prefix=f"{self._testMethodName[:32]}-"))
-        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-        return path
-
     def test_default_port_is_local(self) -> None:
-        reactor, _ = build(self.data_dir())
+        reactor, _ = build(temp_dir(self))
         self.assertEqual(
             [(port, interface) for port, _, _, interface in reactor.tcpServers],
             [(5000, "127.0.0.1")],
         )
 
     def test_ports_repeat(self) -> None:
-        reactor, _ = build(
-            self.data_dir(), "--port", "tcp:7001", "-p", "tcp:7002:interface=0.0.0.0"
-        )
+        reactor, _ = build(temp_dir(self), "--port", "tcp:7001", "-p", "tcp:7002:interface=0.0.0.0")
         self.assertEqual(
             [(port, interface) for port, _, _, interface in reactor.tcpServers],
             [(7001, ""), (7002, "0.0.0.0")],
@@ -64,25 +49,25 @@ class TapTests(SynchronousTestCase):
         )
 
     def test_fresh_data_directory_starts_with_general(self) -> None:
-        tmp_path = self.data_dir()
+        tmp_path = temp_dir(self)
         _, factory = build(tmp_path)
         self.assertEqual(factory.service.room_list(), [("general", 0)])
         self.assertTrue((tmp_path / "data" / "rooms" / "general.log").exists())
 
     def test_default_checker_takes_registrations(self) -> None:
-        _, factory = build(self.data_dir(), "--bcrypt-rounds", "5")
+        _, factory = build(temp_dir(self), "--bcrypt-rounds", "5")
         self.assertIsNotNone(factory.accounts)
         self.assertEqual(factory.accounts.rounds, 5)  # type: ignore[union-attr]
 
     def test_auth_option_without_a_store_closes_registration(self) -> None:
-        tmp_path = self.data_dir()
+        tmp_path = temp_dir(self)
         users = tmp_path / "passwd"
         users.write_text("alice:password1\n")
         _, factory = build(tmp_path, "--auth", f"file:{users}")
         self.assertIsNone(factory.accounts)
 
     def test_bcrypt_auth_option_uses_the_given_file(self) -> None:
-        tmp_path = self.data_dir()
+        tmp_path = temp_dir(self)
         _, factory = build(tmp_path, "--auth", f"bcrypt:{tmp_path / 'elsewhere.txt'}")
         self.assertIsNotNone(factory.accounts)
         self.assertEqual(

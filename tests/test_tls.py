@@ -29,7 +29,7 @@ from twisted.python import usage
 
 from chat.client import Options
 from tests.certs import CertificateFiles, write_certificates
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TWISTD
 
 TIMEOUT = 10
 # One line per --port, in --port order; Twisted marks the TLS ones.
@@ -85,9 +85,7 @@ def _start(
     """
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
+            *TWISTD,
             "-n",
             "--pidfile=",
             "-l",
