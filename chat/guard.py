@@ -178,7 +178,11 @@ class AddressPolicy:
             return None
         if isinstance(address, ipaddress.IPv6Address):
             return str(ipaddress.IPv6Network((address, 64), strict=False))
-        return str(address)
+        key = str(address)
+        # The connection keeps its key: when it is the host string the
+        # transport already holds, share that rather than keep a copy
+        # (about 64 bytes a connection).
+        return host if key == host else key
 
     def opened(self, key: str) -> int:
         count = self.connections.get(key, 0) + 1

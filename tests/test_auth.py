@@ -61,6 +61,19 @@ class CheckerTests(SynchronousTestCase):
         again = BcryptFileChecker(self.path, rounds=4)
         self.assertEqual(self.successResultOf(login(again, "alice", "password1")), "Alice")
 
+    def test_accounts_are_recalled_as_remembered(self) -> None:
+        plain = bcrypt.hashpw(b"password1", bcrypt.gensalt(4)).decode()
+        for name, stored in [
+            ("alice", "bcrypt-sha256$2b$04$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),
+            ("Bob-2", "bcrypt-sha256$2b$04$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234"),
+            ("carol", plain),
+            ("Dave_", plain),
+            ("eve", "bcrypt-sha256$2b$04$with:a:colon"),
+        ]:
+            self.checker._remember(name, stored)
+            self.assertEqual(self.checker._recall(name.lower()), (name, stored), name)
+        self.assertIsNone(self.checker._recall("nobody"))
+
     def test_unknown_names_cost_a_bcrypt_too(self) -> None:
         held = HeldRunner()
         self.checker.run = held
