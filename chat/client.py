@@ -116,6 +116,10 @@ commands (in a room, any other line is a message to the room):
   /help             this list"""
 
 
+#: Seconds to wait for the server's HELLO once connected.
+HELLO_TIMEOUT = 10.0
+
+
 class Options(usage.Options):
     """
     Command line options of C{chatroom-client}.
@@ -763,6 +767,7 @@ class ChatClient:
         self._server: ServerProtocol | None = None
         self._pacer = Pacer(clock)
         self._wakeup: IDelayedCall | None = None
+        self._hello_timer: IDelayedCall | None = None
         self._quit_sent = False
         self._bye: str | None = None
         self._hinted: set[str] = set()
@@ -772,9 +777,21 @@ class ChatClient:
 
     def server_connected(self, server: ServerProtocol) -> None:
         """
-        The TCP connection is up; the questions wait for the server's HELLO.
+        The TCP connection is up; the questions wait for the server's HELLO,
+        which a chatroom server sends at once.  A server that says nothing
+        (a TLS port reached without --tls, say) would otherwise leave the
+        user waiting forever.
         """
         self._server = server
+        self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._no_hello)
+
+    def _no_hello(self) -> None:
+        self._hello_timer = None
+        if self.phase is Phase.CONNECTING:
+            self._finish(
+                1,
+                f"{self.address} sent no greeting in {HELLO_TIMEOUT:g} s (a TLS port? try --tls)",
+            )
 
     def connect_failed(self, reason: str) -> None:
         """
@@ -809,6 +826,7 @@ class ChatClient:
         for text in self.renderer.render(line):
             self.screen.show(text)
         if line.tag == "HELLO" and self.phase is Phase.CONNECTING:
+            self._cancel_hello_timer()
             self._ask(Phase.ASK_MODE)
         elif line.tag == "OK":
             self._on_ok(line)
@@ -1094,10 +1112,16 @@ class ChatClient:
             self._quit_sent = True
             self._set_phase(Phase.QUITTING)
 
+    def _cancel_hello_timer(self) -> None:
+        if self._hello_timer is not None and self._hello_timer.active():
+            self._hello_timer.cancel()
+        self._hello_timer = None
+
     def _finish(self, code: int, reason: str | None = None) -> None:
         if self.phase is Phase.DONE:
             return
         self.phase = Phase.DONE
+        self._cancel_hello_timer()
         if self._wakeup is not None and self._wakeup.active():
             self._wakeup.cancel()
         self._wakeup = None

@@ -434,6 +434,23 @@ def test_not_a_chatroom_server() -> None:
     assert h.outcomes == [Outcome(1, "chat.test:5000 is not a chatroom server")]
 
 
+def test_a_silent_server_is_given_up_on() -> None:
+    h = Harness()
+    h.clock.advance(9.9)
+    assert h.outcomes == []
+    h.clock.advance(0.1)
+    assert h.outcomes == [
+        Outcome(1, "chat.test:5000 sent no greeting in 10 s (a TLS port? try --tls)")
+    ]
+
+
+def test_the_greeting_timer_stops_at_hello() -> None:
+    h = Harness()
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.clock.advance(60)
+    assert h.outcomes == []
+
+
 def test_help_is_the_clients_list_in_order_with_the_replies() -> None:
     h = Harness()
     h.logged_in()
