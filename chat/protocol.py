@@ -188,6 +188,11 @@ class ChatProtocol(LineReceiver):
         if limits.login_timeout:
             self._login_timer = factory.clock.callLater(limits.login_timeout, self._timed_out)
 
+    def _stop_login_timer(self) -> None:
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
+
     def _timed_out(self) -> None:
         self._login_timer = None
         if self.user is None and self.state is not State.CLOSED:
@@ -202,9 +207,7 @@ class ChatProtocol(LineReceiver):
         if self.address is not None:
             factory.addresses.closed(self.address)
             self.address = None
-        if self._login_timer is not None:
-            self._login_timer.cancel()
-            self._login_timer = None
+        self._stop_login_timer()
         if self._logout is not None:
             self._log_out()
         self.log.info(
@@ -537,9 +540,7 @@ class ChatProtocol(LineReceiver):
         self._logout = _OWN_LOGOUT if logout == user.logout else logout
         self.state = State.LOBBY
         self.factory.throttle.succeeded("user:" + user.key)
-        if self._login_timer is not None:
-            self._login_timer.cancel()
-            self._login_timer = None
+        self._stop_login_timer()
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
         )
