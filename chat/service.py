@@ -12,20 +12,28 @@ of their connections enters and parts when the last one leaves.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.cred.portal import IRealm
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chat.interfaces import IChatStore, IChatUser, NameTaken, StoreUnavailable
+from chat.interfaces import (
+    IChatBackend,
+    IChatStore,
+    IChatUser,
+    IRoomEvents,
+    NameTaken,
+    StoreUnavailable,
+)
 from chat.lines import ErrorCode, format_line, format_timestamp
 
-__all__ = ["ChatRealm", "ChatService", "ChatUser", "Connection", "Room"]
+__all__ = ["ChatRealm", "ChatService", "ChatUser", "Connection", "LocalBackend", "Room"]
 
 
 class Connection(Protocol):
@@ -73,15 +81,21 @@ class ChatUser:
 
 class Room:
     """
-    A room: its members and the tail of its history, in memory.
+    A room: its members here, who is in it anywhere, and the tail of its
+    history, in memory.
 
+    @ivar members: The connections of this server in the room.
+    @ivar counts: How many of those each user (by lower-case name) has.
+    @ivar present: Everyone in the room on any server, lower-case name to
+        name, in the order they came: what C{/who} lists and C{ROOM}
+        counts.
     @ivar recent: The last messages as C{(timestamp, user, text)}, oldest
-        first; joins are served from here, without touching the disk.
+        first; joins are served from here, without touching the store.
     @ivar pending: Messages said in this turn of the reactor and not yet
         stored or sent, with their senders in C{senders}.
     """
 
-    __slots__ = ("counts", "members", "name", "pending", "recent", "senders")
+    __slots__ = ("counts", "members", "name", "pending", "present", "recent", "senders")
 
     def __init__(
         self, name: str, history: int, recent: Iterable[tuple[str, str, str]] = ()
@@ -89,93 +103,130 @@ class Room:
         self.name = name
         self.members: dict[ChatUser, None] = {}
         self.counts: dict[str, int] = {}
+        self.present: dict[str, str] = {}
         self.recent: deque[tuple[str, str, str]] = deque(recent, maxlen=history)
         self.pending: list[tuple[str, str, str]] = []
         self.senders: list[ChatUser] = []
 
-    def broadcast(self, data: bytes, skip: ChatUser | None = None) -> None:
+    def broadcast(self, data: bytes, skip: str | None = None) -> None:
         """
-        Write formatted lines to every member: the bytes are made once,
-        whatever the size of the room.
+        Write formatted lines to every member (but the user whose
+        lower-case name is C{skip}): the bytes are made once, whatever the
+        size of the room.
         """
-        for member in self.members:
-            if member is not skip:
+        if skip is None:
+            for member in self.members:
                 member.connection.deliver(data)
+        else:
+            for member in self.members:
+                if member.key != skip:
+                    member.connection.deliver(data)
 
     def users(self) -> list[str]:
         """
         The names of the users in the room, each once, in the order they came.
         """
-        seen: dict[str, str] = {}
-        for member in self.members:
-            seen.setdefault(member.key, member.name)
-        return list(seen.values())
+        return list(self.present.values())
 
 
+@implementer(IRoomEvents)
 class ChatService(Service):
     """
-    Holds the rooms and the connections, and keeps the store in step.
+    Holds the rooms and the connections, and keeps the backend in step.
+
+    @ivar ready: Fires once the backend has loaded the rooms.
     """
 
     log = Logger()
 
     def __init__(
         self,
-        store: IChatStore,
+        backend: IChatBackend | IChatStore,
         clock: IReactorTime,
         history: int = 50,
         sync_interval: float = 5.0,
     ) -> None:
-        self.store = store
+        """
+        @param backend: Where the rooms live; a bare L{IChatStore} is served
+            by a L{LocalBackend}, which fsyncs it every C{sync_interval}
+            seconds.
+        """
+        if IChatStore.providedBy(backend):
+            backend = LocalBackend(backend, clock, sync_interval)  # type: ignore[arg-type]
+        self.backend: IChatBackend = backend  # type: ignore[assignment]
         self.clock = clock
         self.history = history
-        self.sync_interval = sync_interval
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
+        self.ready: Deferred[Any] = Deferred()
         self._creating: set[str] = set()
-        self._sync_call: IDelayedCall | None = None
         self._dirty: list[Room] = []
         self._flush_call: IDelayedCall | None = None
 
     def startService(self) -> None:
-        loaded = self.store.load(self.history)
-        self.rooms = {
-            name.lower(): Room(name, self.history, recent) for name, recent in loaded.items()
-        }
-        self.log.info("Loaded {count} rooms", count=len(self.rooms))
         super().startService()
-        self._schedule_sync()
-
-    def _schedule_sync(self) -> None:
-        if self.sync_interval > 0:
-            self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
-
-    def _sync(self) -> None:
-        d: Deferred[None] = self.store.sync()  # type: ignore[assignment]
-        d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
-        d.addBoth(lambda _: self._schedule_sync() if self.running else None)
+        # Called directly: a store that cannot load stops the server here.
+        started = self.backend.start(self)
+        d = started if isinstance(started, Deferred) else succeed(started)
+        d.addCallback(lambda _: self.log.info("Loaded {count} rooms", count=len(self.rooms)))
+        d.chainDeferred(self.ready)
 
     def stopService(self) -> Deferred[Any]:
         """
         Say C{BYE} to everyone, wait (a little) for the goodbyes to leave,
-        then flush the store.
+        then flush the backend.
         """
         super().stopService()
-        if self._sync_call is not None and self._sync_call.active():
-            self._sync_call.cancel()
         self.flush()
         goodbyes = [c.shutdown("server shutting down") for c in list(self.connections)]
         d: Deferred[Any] = DeferredList(goodbyes, consumeErrors=True)
         timeout = self.clock.callLater(3, d.cancel)
 
-        def close(_: object) -> None:
+        def close(_: object) -> Any:
             if timeout.active():
                 timeout.cancel()
-            self.store.close()
-            self.log.info("Store closed")
+            return self.backend.stop()
 
         d.addBoth(close)
+        d.addCallback(lambda _: self.log.info("Store closed"))
         return d
+
+    # What the backend says (IRoomEvents)
+
+    def room_created(self, name: str) -> Room:
+        key = name.lower()
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name, self.history)
+        return room
+
+    def room_loaded(
+        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
+    ) -> None:
+        room = self.room_created(name)
+        room.recent.clear()
+        room.recent.extend(recent)
+        room.present = {user.lower(): user for user in users}
+
+    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+        target = self.room_created(room)
+        target.recent.extend(messages)
+        target.broadcast(
+            b"".join([format_line("MSG", room, ts, user, text=text) for ts, user, text in messages])
+        )
+
+    def user_joined(self, room: str, user: str, timestamp: str) -> None:
+        target = self.room_created(room)
+        key = user.lower()
+        if key not in target.present:
+            target.present[key] = user
+            target.broadcast(format_line("JOIN", target.name, timestamp, user), skip=key)
+
+    def user_parted(self, room: str, user: str, timestamp: str) -> None:
+        target = self.room_created(room)
+        key = user.lower()
+        if target.present.pop(key, None) is not None:
+            target.broadcast(format_line("PART", target.name, timestamp, user), skip=key)
 
     # Rooms
 
@@ -190,7 +241,7 @@ class ChatService(Service):
         """
         Every room with the number of users in it, sorted by name.
         """
-        return [(room.name, len(room.counts)) for _, room in sorted(self.rooms.items())]
+        return [(room.name, len(room.present)) for _, room in sorted(self.rooms.items())]
 
     def create(self, name: str) -> Deferred[Room]:
         """
@@ -205,15 +256,14 @@ class ChatService(Service):
         self._creating.add(key)
 
         def created(_: object) -> Room:
-            room = self.rooms[key] = Room(name, self.history)
             self.log.info("Room {room} created", room=name)
-            return room
+            return self.room_created(name)
 
         def done(result: Any) -> Any:
             self._creating.discard(key)
             return result
 
-        d: Deferred[Any] = self.store.create_room(name)  # type: ignore[assignment]
+        d: Deferred[Any] = self.backend.create_room(name)  # type: ignore[assignment]
         return d.addCallback(created).addBoth(done)
 
     def join(self, user: ChatUser, room: Room) -> None:
@@ -230,8 +280,7 @@ class ChatService(Service):
         count = room.counts.get(user.key, 0)
         room.counts[user.key] = count + 1
         if count == 0:
-            stamp = format_timestamp(self.clock.seconds())
-            room.broadcast(format_line("JOIN", room.name, stamp, user.name), skip=user)
+            self.backend.entered(room.name, user.name, format_timestamp(self.clock.seconds()))
 
     def leave(self, user: ChatUser) -> Room | None:
         """
@@ -251,8 +300,7 @@ class ChatService(Service):
             room.counts[user.key] = count
         else:
             del room.counts[user.key]
-            stamp = format_timestamp(self.clock.seconds())
-            room.broadcast(format_line("PART", room.name, stamp, user.name))
+            self.backend.left(room.name, user.name, format_timestamp(self.clock.seconds()))
         return room
 
     def say(self, user: ChatUser, text: str) -> None:
@@ -261,8 +309,8 @@ class ChatService(Service):
         the reactor, with every other message said in the room meanwhile.
 
         Batching is what makes fan-out cheap: a turn's messages cost one
-        write to the file and one write per member, however many there are.
-        The messages are on disk before anyone is sent them.
+        write to the store and one write per member, however many there
+        are.  The messages are stored before anyone is sent them.
         """
         room = user.room
         assert room is not None
@@ -287,9 +335,9 @@ class ChatService(Service):
 
     def flush_room(self, room: Room) -> None:
         """
-        Store and send a room's pending messages now: before anything else
-        is said to one of its members, so that each connection sees lines in
-        the order they happened.
+        Hand a room's pending messages to the backend now: before anything
+        else is said to one of its members, so that each connection sees
+        lines in the order they happened.
         """
         pending = room.pending
         if not pending:
@@ -297,25 +345,82 @@ class ChatService(Service):
         senders = room.senders
         room.pending = []
         room.senders = []
-        name = room.name
-        try:
-            self.store.append(name, pending)
-        except StoreUnavailable as e:
+        d: Deferred[Any] = self.backend.publish(room.name, pending)  # type: ignore[assignment]
+        d.addErrback(self._not_stored, room.name, len(pending), senders)
+
+    def _not_stored(self, failure: Failure, room: str, count: int, senders: list[ChatUser]) -> None:
+        if not failure.check(StoreUnavailable):
+            self.log.failure("Could not store {count} messages in {room}", failure, count=count)
+        else:
             self.log.error(
                 "Could not store {count} messages in {room}: {error}",
-                count=len(pending),
-                room=name,
-                error=e,
+                count=count,
+                room=room,
+                error=failure.value,
             )
-            for sender in senders:
-                sender.connection.error(
-                    ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent"
-                )
-            return
-        room.recent.extend(pending)
-        room.broadcast(
-            b"".join([format_line("MSG", name, ts, user, text=text) for ts, user, text in pending])
-        )
+        for sender in senders:
+            sender.connection.error(
+                ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent"
+            )
+
+
+@implementer(IChatBackend)
+class LocalBackend:
+    """
+    One server on its own: rooms in an L{IChatStore} (files), presence in
+    memory.  Everything is shown at once, inside the call that caused it.
+    """
+
+    log = Logger()
+
+    def __init__(self, store: IChatStore, clock: IReactorTime, sync_interval: float = 5.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.sync_interval = sync_interval
+        self.events: IRoomEvents | None = None
+        self._sync_call: IDelayedCall | None = None
+
+    def start(self, events: IRoomEvents) -> None:
+        self.events = events
+        for name, recent in self.store.load(events.history).items():
+            events.room_loaded(name, recent, ())
+        self._schedule_sync()
+
+    def _schedule_sync(self) -> None:
+        if self.sync_interval > 0:
+            self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
+
+    def _sync(self) -> None:
+        d: Deferred[None] = self.store.sync()  # type: ignore[assignment]
+        d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
+        d.addBoth(lambda _: self._schedule_sync() if self._sync_call is not None else None)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        return self.store.create_room(name)  # type: ignore[return-value]
+
+    def publish(self, room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
+        try:
+            self.store.append(room, messages)
+        except StoreUnavailable:
+            return fail()
+        assert self.events is not None
+        self.events.messages_stored(room, messages)
+        return succeed(None)
+
+    def entered(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_joined(room, user, timestamp)
+
+    def left(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_parted(room, user, timestamp)
+
+    def stop(self) -> None:
+        if self._sync_call is not None:
+            if self._sync_call.active():
+                self._sync_call.cancel()
+            self._sync_call = None
+        self.store.close()
 
 
 @implementer(IRealm)
