@@ -17,6 +17,7 @@ logins queues there instead of freezing the chat.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import threading
@@ -53,11 +54,24 @@ def hash_password(password: str, rounds: int) -> str:
     return _SCHEME + hashed.decode("ascii")
 
 
-def check_password(password: str, stored: str) -> bool:
+@functools.lru_cache(maxsize=4)
+def _decoy(rounds: int) -> str:
+    return hash_password("decoy password", rounds)
+
+
+def check_password(password: str, stored: str | None, rounds: int = 12) -> bool:
     """
     Whether C{password} matches a hash from the user file.  Blocks like
     L{hash_password}.
+
+    @param stored: The account's hash, or L{None} for a name with no
+        account: the password is then checked against a decoy hash of the
+        same cost (made once, in the calling thread) and does not match,
+        so that a login takes as long whether or not the name exists.
     """
+    if stored is None:
+        check_password(password, _decoy(rounds))
+        return False
     try:
         if stored.startswith(_SCHEME + "$"):
             return bcrypt.checkpw(_prehash(password), stored[len(_SCHEME) :].encode())
@@ -101,9 +115,6 @@ class BcryptFileChecker:
         self._users: dict[str, bytes] = {}
         self._pending: set[str] = set()
         self._write_lock = threading.Lock()
-        # Unknown names still pay for one bcrypt so that the time a login
-        # takes does not tell which names exist.
-        self._decoy = _SCHEME + bcrypt.hashpw(b"decoy", bcrypt.gensalt(4)).decode()
         self._load()
 
     def _load(self) -> None:
@@ -181,14 +192,14 @@ class BcryptFileChecker:
         except UnicodeDecodeError:
             return fail(UnauthorizedLogin())
         entry = self._recall(name.lower())
-        known, stored = entry if entry is not None else ("", self._decoy)
+        known, stored = entry if entry is not None else ("", None)
 
         def checked(ok: bool) -> str:
             if ok and entry is not None:
                 return known
             raise UnauthorizedLogin()
 
-        d: Deferred[bool] = self.run(check_password, password, stored)
+        d: Deferred[bool] = self.run(check_password, password, stored, self.rounds)
         return d.addCallback(checked)
 
     def add_user(self, name: str, password: str) -> Deferred[None]:

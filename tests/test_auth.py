@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import bcrypt
 from twisted.cred.credentials import UsernamePassword
@@ -24,6 +25,13 @@ def login(checker: BcryptFileChecker, name: str, password: str) -> Any:
 
 
 class HashTests(SynchronousTestCase):
+    def test_an_unknown_name_costs_a_bcrypt_of_the_same_rounds(self) -> None:
+        # Otherwise how long a failed login takes tells whether the name exists.
+        with mock.patch("bcrypt.checkpw", wraps=bcrypt.checkpw) as checkpw:
+            self.assertFalse(check_password("password1", None, 5))
+        self.assertEqual(checkpw.call_count, 1)
+        self.assertTrue(checkpw.call_args[0][1].startswith(b"$2b$05$"))
+
     def test_every_character_counts(self) -> None:
         password = "p" * 127 + "1"
         stored = hash_password(password, 4)
