@@ -125,8 +125,21 @@ class Room:
     def users(self) -> list[str]:
         """
         The names of the users in the room, each once, in the order they came.
+
+        Those on this server count even before the backend has announced
+        them (from Redis, a round trip later): the asker is always listed.
         """
-        return list(self.present.values())
+        names = dict(self.present)
+        for member in self.members:
+            names.setdefault(member.key, member.name)
+        return list(names.values())
+
+    def population(self) -> int:
+        """
+        How many users are in the room, as L{users} counts them.
+        """
+        present = self.present
+        return len(present) + sum(1 for key in self.counts if key not in present)
 
 
 @implementer(IRoomEvents)
@@ -241,7 +254,7 @@ class ChatService(Service):
         """
         Every room with the number of users in it, sorted by name.
         """
-        return [(room.name, len(room.present)) for _, room in sorted(self.rooms.items())]
+        return [(room.name, room.population()) for _, room in sorted(self.rooms.items())]
 
     def create(self, name: str) -> Deferred[Room]:
         """

@@ -22,15 +22,18 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from chat.auth import BcryptFileChecker
+from chat.cluster import RedisAccounts, RedisBackend
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.interfaces import IAccountStore
 from chat.protocol import ChatFactory
+from chat.resp import parse_redis_url
 from chat.service import ChatRealm, ChatService
 from chat.store import FileChatStore
 
@@ -78,6 +81,21 @@ class Options(usage.Options, AuthOptionMixin):
 
     optParameters = [
         ["data", "d", "./data", "Directory for accounts, rooms and history (created if missing)."],
+        [
+            "store",
+            None,
+            None,
+            "Keep accounts, rooms, history and presence in Redis, shared with every "
+            "chatroom process pointed at it: redis://[:password@]host[:port][/db] or "
+            "unix:///path/redis.sock[?db=N]. [default: files under --data]",
+        ],
+        [
+            "history-cap",
+            None,
+            100_000,
+            "With --store redis: about how many messages each room's history keeps.",
+            _positive_int,
+        ],
         [
             "history",
             None,
@@ -166,6 +184,11 @@ class Options(usage.Options, AuthOptionMixin):
                 raise usage.UsageError(f"--port {description}: {e}") from None
         if isinstance(self["exempt-networks"], str):
             self["exempt-networks"] = parse_networks(self["exempt-networks"])
+        if self["store"] is not None:
+            try:
+                self["store"] = parse_redis_url(self["store"])
+            except ValueError as e:
+                raise usage.UsageError(f"--store {self['store']}: {e}") from None
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
 
@@ -207,6 +230,43 @@ class CleanExitService(Service):
 
     def _terminate(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.reactor.stop)
+
+
+class AfterReady(MultiService):
+    """
+    Starts its children (the listening ports) once the rooms are loaded:
+    whoever connects must find them.  From files that is at once; from
+    Redis, once it answers.
+    """
+
+    def __init__(self, ready: Deferred[Any]) -> None:
+        super().__init__()
+        self.is_ready = False
+        ready.addCallback(self._ready)
+
+    def privilegedStartService(self) -> None:
+        # twistd binds ports here, before startService: not yet.  (They
+        # then bind in their startService, so a port below 1024 needs the
+        # server to start as root and stay so.)
+        pass
+
+    def startService(self) -> None:
+        if self.is_ready:
+            MultiService.startService(self)
+        else:
+            Service.startService(self)
+
+    def _ready(self, result: object) -> object:
+        self.is_ready = True
+        if self.running:
+            MultiService.startService(self)
+        return result
+
+    def stopService(self) -> Deferred[Any]:
+        Service.stopService(self)
+        return DeferredList(
+            [maybeDeferred(child.stopService) for child in reversed(list(self)) if child.running]
+        )
 
 
 _niced = threading.local()
@@ -258,15 +318,21 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         # heavy enough to need one of its own.
         return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
-    store = FileChatStore(data, run=run_io)
-    chat = ChatService(store, reactor, history=options["history"])
+    checkers: list[ICredentialsChecker] = list(options.get("credCheckers") or [])
+    backend: Any
+    if options.get("store") is not None:
+        backend = RedisBackend(reactor, options["store"], history_cap=options["history-cap"])
+        if not checkers:
+            checkers = [RedisAccounts(backend)]
+    else:
+        backend = FileChatStore(data, run=run_io)
+        if not checkers:
+            checkers = [BcryptFileChecker(data / "users.txt")]
+    chat = ChatService(backend, reactor, history=options["history"])
     chat.setServiceParent(top)
 
-    checkers: list[ICredentialsChecker] = list(options.get("credCheckers") or [])
-    if not checkers:
-        checkers = [BcryptFileChecker(data / "users.txt")]
     for checker in checkers:
-        if isinstance(checker, BcryptFileChecker):
+        if isinstance(checker, BcryptFileChecker | RedisAccounts):
             checker.rounds = options["bcrypt-rounds"]
             checker.run = partial(_run_niced, reactor, pool)
     accounts = next((c for c in checkers if IAccountStore.providedBy(c)), None)
@@ -289,6 +355,8 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
             exempt=options["exempt-networks"],
         ),
     )
+    ports = AfterReady(chat.ready)
+    ports.setServiceParent(top)
     for description in options["ports"]:
-        strports.service(description, factory, reactor=reactor).setServiceParent(top)
+        strports.service(description, factory, reactor=reactor).setServiceParent(ports)
     return top

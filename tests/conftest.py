@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 
+from tests.redis_server import RedisProcess, require_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 #: twistd from this Python, found without relying on a console script.
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -42,6 +44,7 @@ class ServerProcess:
         self.output: list[str] = []
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
+        self._logged = threading.Condition()
 
     def start(self, timeout: float = 30) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
@@ -83,10 +86,29 @@ class ServerProcess:
     def _drain(self, process: subprocess.Popen[str], ports: queue.Queue[int]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            self.output.append(line.rstrip("\n"))
+            with self._logged:
+                self.output.append(line.rstrip("\n"))
+                self._logged.notify_all()
             match = _LISTENING.search(line)
             if match:
                 ports.put(int(match.group(1)))
+
+    def wait_for(self, pattern: str, since: int = 0, timeout: float = 30) -> str:
+        """
+        Wait until the server logs a line matching C{pattern} (a regular
+        expression), looking at lines from number C{since} on.
+
+        @return: The line.
+        """
+        wanted = re.compile(pattern)
+
+        def found() -> str | None:
+            return next((line for line in self.output[since:] if wanted.search(line)), None)
+
+        with self._logged:
+            if self._logged.wait_for(lambda: found() is not None, timeout):
+                return found()  # type: ignore[return-value]
+        raise AssertionError(f"the server never logged {pattern!r}:\n" + "\n".join(self.output))
 
     def stop(self, timeout: float = 20) -> int:
         """
@@ -106,6 +128,37 @@ class ServerProcess:
 
     def restart(self) -> None:
         self.start()
+
+
+class SocketClient:
+    """
+    A blocking line client for a server in another process.
+    """
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        assert self.line().startswith("HELLO ")
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall(b"".join(line.encode() + b"\n" for line in lines))
+
+    def line(self) -> str:
+        raw = self.file.readline()
+        if not raw:
+            raise EOFError("server closed the connection")
+        return raw.decode().rstrip("\n")
+
+    def until(self, prefix: str) -> list[str]:
+        lines = []
+        while True:
+            lines.append(self.line())
+            if lines[-1].startswith(prefix):
+                return lines
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
 
 
 @pytest.fixture
@@ -133,6 +186,21 @@ async def server(tmp_path: Path) -> AsyncIterator[Any]:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """
+    A private redis-server (see L{tests.redis_server}); skips the test
+    where there is none.
+    """
+    require_redis()
+    redis = RedisProcess(tmp_path / "redis")
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 @pytest.fixture(autouse=True)

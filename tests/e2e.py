@@ -6,6 +6,7 @@ timeout on every wait, never a sleep).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from chat.lines import ServerLine, parse_line
+from chat.service import ChatService
 from chat.tap import Options, makeService
 
 TIMEOUT = 10
@@ -80,6 +82,15 @@ class LineClient(Protocol):
             self.transport.loseConnection()
 
 
+def _walk(service: Any) -> Iterator[Any]:
+    """
+    A service and every service under it.
+    """
+    yield service
+    for child in getattr(service, "services", ()):
+        yield from _walk(child)
+
+
 class RunningServer:
     """
     The service tree of C{twistd chatroom}, started on the test reactor.
@@ -106,7 +117,11 @@ class RunningServer:
         )
         self.service = makeService(options, reactor)
         self.service.startService()
-        for child in self.service:  # type: ignore[attr-defined]
+        services = list(_walk(self.service))
+        for child in services:
+            if isinstance(child, ChatService):
+                await child.ready
+        for child in services:
             waiting = getattr(child, "_waitingForPort", None)
             if waiting is not None:
                 port = await waiting

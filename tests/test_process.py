@@ -17,38 +17,7 @@ from pathlib import Path
 import pytest
 
 from chat.lines import parse_line
-from tests.conftest import ROOT, TWISTD, ServerProcess
-
-
-class SocketClient:
-    """
-    A blocking line client for a server in another process.
-    """
-
-    def __init__(self, server: ServerProcess) -> None:
-        self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.file = self.sock.makefile("rb")
-        assert self.line().startswith("HELLO ")
-
-    def send(self, *lines: str) -> None:
-        self.sock.sendall(b"".join(line.encode() + b"\n" for line in lines))
-
-    def line(self) -> str:
-        raw = self.file.readline()
-        if not raw:
-            raise EOFError("server closed the connection")
-        return raw.decode().rstrip("\n")
-
-    def until(self, prefix: str) -> list[str]:
-        lines = []
-        while True:
-            lines.append(self.line())
-            if lines[-1].startswith(prefix):
-                return lines
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+from tests.conftest import ROOT, TWISTD, ServerProcess, SocketClient
 
 
 def test_sigterm_says_bye_and_exits_zero(chat_server: ServerProcess) -> None:
