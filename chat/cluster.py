@@ -172,8 +172,8 @@ return {{lost, dead}}
 
 #: ARGV: history length.  Everything a process needs to start, read at one
 #: point of the event stream: its last ID, the rooms with their recent
-#: history, who is where, and the account names.  A new store gets the
-#: room general.
+#: history, who is where, the account names, and how many events the
+#: stream has ever had.  A new store gets the room general.
 _SNAPSHOT = """
 local prefix = '{prefix}'
 if redis.call('HLEN', prefix .. 'rooms') == 0 then
@@ -182,6 +182,15 @@ end
 local last = redis.call('XREVRANGE', prefix .. 'events', '+', '-', 'COUNT', 1)
 local last_id = '0-0'
 if #last > 0 then last_id = last[1][1] end
+-- How many events were ever added (Redis 7 and later; -1 before).
+local added = 0
+local ok, info = pcall(redis.call, 'XINFO', 'STREAM', prefix .. 'events')
+if ok then
+  added = -1
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1] end
+  end
+end
 local rooms = redis.call('HVALS', prefix .. 'rooms')
 local history = {{}}
 for i, name in ipairs(rooms) do
@@ -193,7 +202,7 @@ for i, name in ipairs(rooms) do
   end
 end
 return {{last_id, rooms, history, redis.call('HKEYS', prefix .. 'present'),
-  redis.call('HKEYS', prefix .. 'users')}}
+  redis.call('HKEYS', prefix .. 'users'), added}}
 """
 
 
@@ -287,6 +296,9 @@ class RedisBackend:
         self._held: dict[str, None] = {}
         self._resync_presence = True
         self._last_id: str | None = None
+        #: How many events the stream had ever had when this process last
+        #: read one (L{None}: Redis before 7 does not say).
+        self._seen: int | None = None
         self._reading = False
         self._loaded: Deferred[None] = Deferred()
         self._beat = LoopingCall(self._pulse)
@@ -401,24 +413,50 @@ class RedisBackend:
 
     def _catch_up(self) -> Deferred[None]:
         """
-        On a (new) connection: read everything whole, the first time or
-        when the events this process missed are no longer in the stream;
-        otherwise go on from the last event seen.
+        On a (new) connection: read the rooms whole the first time, or when
+        the event stream no longer holds everything this process missed
+        (trimmed past it, or lost by a Redis that restarted without its
+        data); otherwise go on from the last event seen.
         """
         self._reading = True
         if self._last_id is None:
             return self._load()
-        d = self.reader.execute("XRANGE", self.prefix + "events", "-", "+", "COUNT", 1)
+        d = self.reader.execute("XINFO", "STREAM", self.prefix + "events")
 
-        def check(first: list[Any]) -> Deferred[None] | None:
+        def check(reply: list[Any]) -> Deferred[None] | None:
             assert self._last_id is not None
-            if not first or _stream_id(first[0][0]) > _stream_id(self._last_id):
-                self.log.warn("Missed events while cut off from Redis; reading the rooms again")
-                return self._load()
+            info = dict(zip(reply[::2], reply[1::2], strict=False))
+            if _stream_id(info["last-generated-id"]) < _stream_id(self._last_id):
+                return self._reload("Redis has lost events this process had seen")
+            added = info.get("entries-added")
+            if added is not None and self._seen is not None:
+                # Trimming takes the oldest events; what this process has
+                # not seen are the newest added - seen.
+                if added < self._seen:
+                    return self._reload("Redis has lost events this process had seen")
+                missed = info["length"] < added - self._seen
+            else:
+                # Before Redis 7: the first event left tells as much (or a
+                # little more) than was lost.
+                first = info.get("first-entry")
+                missed = not first or _stream_id(first[0]) > _stream_id(self._last_id)
+            if missed:
+                return self._reload("Events this process missed were trimmed away")
             self._read()
             return None
 
-        return d.addCallback(check)
+        def no_stream(failure: Failure) -> Deferred[None] | None:
+            failure.trap(RedisError)
+            if self._last_id != "0-0":
+                return self._reload("Redis has lost the event stream")
+            self._read()
+            return None
+
+        return d.addCallbacks(check, no_stream)
+
+    def _reload(self, why: str) -> Deferred[None]:
+        self.log.warn("{why}; reading the rooms again", why=why)
+        return self._load()
 
     def _load(self) -> Deferred[None]:
         assert self.events is not None
@@ -426,7 +464,7 @@ class RedisBackend:
         d = self._call(self.reader, self._snapshot, events.history)  # type: ignore[attr-defined]
 
         def loaded(reply: list[Any]) -> None:
-            last_id, rooms, histories, present, users = reply
+            last_id, rooms, histories, present, users, added = reply
             here: dict[str, list[str]] = {name.lower(): [] for name in rooms}
             for field in present:
                 room, _, user = field.partition(" ")
@@ -441,6 +479,7 @@ class RedisBackend:
             if self.accounts is not None:
                 self.accounts.known.update(users)
             self._last_id = last_id
+            self._seen = added if added >= 0 else None
             if not self._loaded.called:
                 self._loaded.callback(None)
             self._read()
@@ -468,6 +507,8 @@ class RedisBackend:
             entries = reply[0][1]
             self._apply(entries)
             self._last_id = entries[-1][0]
+            if self._seen is not None:
+                self._seen += len(entries)
         if self.reader.running:
             self._read()
         else:
