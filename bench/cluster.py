@@ -332,20 +332,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def machine_jiffies() -> tuple[int, int]:
+def machine_jiffies() -> tuple[int, int, int]:
     """
-    Total and idle (idle + iowait) jiffies of the whole machine.
+    Total, idle (idle + iowait) and interrupt (irq + softirq: loopback TCP
+    is mostly softirq, charged to no process) jiffies of the whole machine.
     """
     with open("/proc/stat") as f:
         values = [int(x) for x in f.readline().split()[1:9]]
-    return sum(values), values[3] + values[4]
+    return sum(values), values[3] + values[4], values[5] + values[6]
 
 
 @dataclass
 class Sample:
     t: float
     cpu: dict[int, float]
-    machine: tuple[int, int]
+    machine: tuple[int, int, int]
 
 
 @dataclass
@@ -378,10 +379,11 @@ class Sampler:
         if self._thread is not None:
             self._thread.join()
 
-    def between(self, t0: float, t1: float) -> tuple[dict[int, float], float, float]:
+    def between(self, t0: float, t1: float) -> tuple[dict[int, float], float, float, float]:
         """
-        CPU% of each PID and the machine's busy % (of all its cores) over
-        the samples that [t0, t1] holds; and the seconds they span.
+        CPU% of each PID, the machine's busy and interrupt CPU% (of one
+        core, as the others) over the samples that [t0, t1] holds, and the
+        seconds they span.
         """
         inside = [s for s in self.samples if t0 <= s.t <= t1]
         if len(inside) < 2:
@@ -389,9 +391,12 @@ class Sampler:
         a, b = inside[0], inside[-1]
         wall = max(b.t - a.t, 1e-9)
         cpu = {pid: round(100 * (b.cpu[pid] - a.cpu[pid]) / wall, 1) for pid in self.pids}
-        total = max(1, b.machine[0] - a.machine[0])
-        busy = round(100 * (total - (b.machine[1] - a.machine[1])) / total, 1)
-        return cpu, busy, wall
+        total = max(1, b.machine[0] - a.machine[0]) / (os.cpu_count() or 1)
+        busy = round(
+            100 * (total * (os.cpu_count() or 1) - (b.machine[1] - a.machine[1])) / total, 1
+        )
+        interrupts = round(100 * (b.machine[2] - a.machine[2]) / total, 1)
+        return cpu, busy, interrupts, wall
 
     def _nearest(self, t0: float, t1: float) -> list[Sample]:
         before = [s for s in self.samples if s.t <= t0] or self.samples[:1]
@@ -495,16 +500,18 @@ def combine(
         ends.append(start + o["wall_s"])
     record["skew_s"] = round(max(starts) - min(starts), 3)
     trim = min(0.5, scenario.duration / 10)
-    cpu, busy, wall = sampler.between(max(starts) + trim, min(ends) - trim)
+    cpu, busy, interrupts, wall = sampler.between(max(starts) + trim, min(ends) - trim)
     record["cpu_window_s"] = round(wall, 2)
     record["server_cpu_pct"] = [cpu[pid] for pid in servers.pids]
     record["redis_cpu_pct"] = cpu[servers.redis_pid] if servers.redis_pid else 0.0
     record["loadgen_cpu_pct"] = round(sum(o.get("loadgen_cpu_pct", 0) for o in outputs), 1)
-    cores = os.cpu_count() or 1
+    record["machine_busy_pct"] = busy
+    record["softirq_cpu_pct"] = interrupts
     record["other_cpu_pct"] = round(
         max(
             0.0,
-            busy * cores
+            busy
+            - interrupts
             - sum(record["server_cpu_pct"])
             - record["redis_cpu_pct"]
             - record["loadgen_cpu_pct"],
@@ -594,8 +601,9 @@ def report(records: list[dict[str, Any]], engine: str) -> str:
         lines += [
             "",
             "| scenario | config | deliveries/s | msgs/s | server CPU% | Redis CPU% "
-            "| loadgen CPU% | other CPU% | µs/msg servers | µs/msg Redis | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| loadgen CPU% | softirq CPU% | other CPU% | µs/msg servers | µs/msg Redis "
+            "| errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for key in fanout:
             lines.append(row(key, groups[key], ["deliveries_per_s", "msgs_per_s"]))
@@ -603,9 +611,9 @@ def report(records: list[dict[str, Any]], engine: str) -> str:
         lines += [
             "",
             "| scenario | config | offered deliv/s | deliv/s | recv frac | p50 ms | p99 ms "
-            "| max ms | server CPU% | Redis CPU% | loadgen CPU% | other CPU% "
+            "| max ms | server CPU% | Redis CPU% | loadgen CPU% | softirq CPU% | other CPU% "
             "| µs/msg servers | µs/msg Redis | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for key in latency:
             lines.append(
@@ -633,7 +641,7 @@ def row(key: tuple[str, str], records: list[dict[str, Any]], columns: list[Any])
         name, digits = column if isinstance(column, tuple) else (column, 0)
         cells.append(cell([r.get(name) for r in good], digits))
     cells.append(server_cell(good) if good else "-")
-    for name in ("redis_cpu_pct", "loadgen_cpu_pct", "other_cpu_pct"):
+    for name in ("redis_cpu_pct", "loadgen_cpu_pct", "softirq_cpu_pct", "other_cpu_pct"):
         cells.append(cell([r.get(name) for r in good]))
     cells.append(cell([r.get("server_us_per_msg") for r in good], 1))
     cells.append(cell([r.get("redis_us_per_msg") for r in good], 1))

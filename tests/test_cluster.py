@@ -123,11 +123,14 @@ def test_accounts_and_rooms_are_shared(cluster: Cluster) -> None:
     assert parse_line(taken.line()).args[0] == "name-taken"
     # A room created on one process...
     watcher = member(three, "bob")
+    again.send("/join general")
+    again.until("END history general")
     alice.send("/create Lounge", "/join general", "made it")
     alice.until("OK create Lounge")
-    messages(watcher, 1)
     # ...exists on the others once anything said after it arrives there
     # (one stream, one order), with the same spelling.
+    messages(watcher, 1)
+    messages(again, 1)
     watcher.send("/rooms")
     assert "ROOM Lounge 0" in watcher.until("END rooms")
     again.send("/join lounge")
