@@ -2,7 +2,7 @@
 One chatroom process against three processes sharing one Redis: what Redis
 costs per message, and where the throughput limit moves.
 
-    .venv/bin/python -m bench.cluster                  # A, B, C x 4 scenarios x 3 reps: ~15 min
+    .venv/bin/python -m bench.cluster                  # A, B, C x 5 scenarios x 3 reps: ~15 min
     .venv/bin/python -m bench.cluster --reps 1 --duration 5 --configs A C
     .venv/bin/python -m bench.cluster --smoke --engine python   # tiny sizes, 1 rep, < 60 s
 
@@ -22,7 +22,10 @@ the per-address limits off, bcrypt at cost 4, history on).
 Scenarios, as in C{python -m bench}: fan-out (1 room x 100 members and 10
 rooms x 50, 5 senders per room with 8 messages each in flight: deliveries/s)
 and latency at a fixed offered rate into 1 room x 100 members (500 and 2,000
-messages/s: p50/p99/max of every copy received).
+messages/s: p50/p99/max of every copy received).  One more, fan-out 1 x 100
+with 32 messages per sender in flight (C{fanout_1x100_w32}): with Redis in
+the loop, 40 messages in flight leave the CPUs idle part of the time (the
+loop waits on round trips), and 160 show where the CPU limit is.
 
 How C is driven: one load generator per server process, started together,
 each with its third of every room's members (C{--members 34/33/33}, the same
@@ -47,15 +50,21 @@ as the servers.
     of the members), and the received fraction is copies received / (all
     messages scheduled in each one's window x its members), which the tens
     of milliseconds between the three windows ("skew_s" in the JSON) blur
-    by about that much over the window.
+    by about that much over the window.  A load generator stops waiting
+    for late copies once it has as many as its own messages make, so
+    copies still in flight when the window closes are not waited for: an
+    overloaded C shows as a received fraction below 1.
 
 CPU: C{/proc} is sampled every 0.1 s for every server process and
-redis-server (all threads, AOF fsync included); each figure is over the
-measured window (trimmed by 0.5 s at each end to stay inside it), in % of
-one core.  The load generator's CPU is its own report.  "µs/msg" is CPU
-time per message delivered to its room (deliveries / members), for the
-servers together and for Redis.  The machine's CPU count is printed with
-the table: the servers, Redis and the load generators share those cores.
+redis-server (all threads, AOF fsync included) and for the whole machine;
+each figure is over the measured window (trimmed by 0.5 s at each end to
+stay inside it), in % of one core.  The load generator's CPU is its own
+report.  "softirq" is the machine's interrupt time, which no process is
+charged with: mostly the kernel's loopback TCP.  "other" is whatever else
+ran (other work on the machine).  "µs/msg" is CPU time per message
+delivered to its room (deliveries / members), for the servers together
+and for Redis.  The machine's CPU count is printed with the table: the
+servers, Redis and the load generators share those cores.
 
 The load generator is bench/loadgen's native engine when cargo builds it
 (C{--engine auto}, the default), else its Python engine.  Raw results, one
@@ -161,6 +170,7 @@ class Scenario:
 SCENARIOS = {
     "fanout_1x100": Scenario("fanout", rooms=1, members=100, senders=5),
     "fanout_10x50": Scenario("fanout", rooms=10, members=50, senders=5),
+    "fanout_1x100_w32": Scenario("fanout", rooms=1, members=100, senders=5, window=32),
     "latency_500": Scenario(
         "latency", rooms=1, members=100, senders=10, rate=500, warmup=2, drain=5
     ),

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IT
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 
 from chat import PROTOCOL_VERSION
@@ -133,6 +134,7 @@ class ChatProtocol(LineReceiver):
         self._gone = False
         self._closed: Deferred[None] | None = None
         self.address: str | None = None
+        self._proxied = False
         limits = factory.limits
         self._bucket = (
             TokenBucket(factory.clock, limits.flood_rate, limits.flood_burst)
@@ -161,18 +163,34 @@ class ChatProtocol(LineReceiver):
             transport.setTcpNoDelay(True)
         transport.registerProducer(self._sendq, True)  # type: ignore[attr-defined]
         self._direct = isinstance(transport, tcp.Connection)
-        peer = transport.getPeer()
         factory = self.factory
         factory.service.connections.add(self)
-        self.log.info("Connection from {peer}", peer=self.peer)
         self.send(
             "HELLO",
             "chatroom",
             str(PROTOCOL_VERSION),
             text="Welcome to chatroom. Type login or register, or /help.",
         )
+        if isinstance(transport, HAProxyProtocolWrapper) and transport._proxyInfo is None:
+            # Behind a load balancer (--port haproxy:...): who the client
+            # is comes in the PROXY header, before its first line.
+            self._proxied = True
+        else:
+            self._arrived()
         limits = factory.limits
-        self.address = factory.addresses.key(getattr(peer, "host", None))
+        if limits.login_timeout and self.state is not State.CLOSED:
+            self._login_timer = factory.clock.callLater(limits.login_timeout, self._timed_out)
+
+    def _arrived(self) -> None:
+        """
+        Log the client and count it against its address's limit, once its
+        address is known.
+        """
+        self.log.info("Connection from {peer}", peer=self.peer)
+        factory = self.factory
+        limits = factory.limits
+        assert self.transport is not None
+        self.address = factory.addresses.key(getattr(self.transport.getPeer(), "host", None))
         if self.address is not None:
             count = factory.addresses.opened(self.address)
             if limits.max_connections_per_ip and count > limits.max_connections_per_ip:
@@ -184,9 +202,6 @@ class ChatProtocol(LineReceiver):
                 )
                 self.error(ErrorCode.RATE_LIMITED, "too many connections from your address")
                 self._bye("too many connections")
-                return
-        if limits.login_timeout:
-            self._login_timer = factory.clock.callLater(limits.login_timeout, self._timed_out)
 
     def _stop_login_timer(self) -> None:
         if self._login_timer is not None:
@@ -333,6 +348,9 @@ class ChatProtocol(LineReceiver):
     # Framing
 
     def dataReceived(self, data: bytes) -> None:
+        if self._proxied:
+            self._proxied = False
+            self._arrived()
         while True:
             if self._skipping:
                 end = data.find(b"\n")

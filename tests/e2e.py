@@ -96,9 +96,10 @@ class RunningServer:
     The service tree of C{twistd chatroom}, started on the test reactor.
     """
 
-    def __init__(self, data: Path, *args: str) -> None:
+    def __init__(self, data: Path, *args: str, port: str = "tcp:0:interface=127.0.0.1") -> None:
         self.data = data
         self.args = args
+        self.description = port
         self.port = 0
         self.clients: list[LineClient] = []
 
@@ -107,7 +108,7 @@ class RunningServer:
         options.parseOptions(
             [
                 "--port",
-                "tcp:0:interface=127.0.0.1",
+                self.description,
                 "--data",
                 str(self.data),
                 "--bcrypt-rounds",
@@ -132,13 +133,21 @@ class RunningServer:
             client.close()
         await self.service.stopService()
 
-    async def connect(self) -> LineClient:
+    async def connect(self, proxy: str | None = None) -> LineClient:
+        """
+        A new connection, greeted.
+
+        @param proxy: A PROXY protocol header to send first, as a load
+            balancer in front of the server would.
+        """
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
         client = LineClient()
         d = connectProtocol(endpoint, client)
         d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
         await d
         self.clients.append(client)
+        if proxy is not None:
+            client.send(proxy.encode() + b"\r\n")
         await client.until("HELLO ")
         return client
 

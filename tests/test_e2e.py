@@ -201,3 +201,35 @@ async def test_slow_bcrypt_does_not_stop_the_chat(tmp_path: Path) -> None:
         assert await registered == "OK register slowpoke"
     finally:
         await running.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_behind_a_load_balancer_limits_see_the_clients_address(tmp_path: Path) -> None:
+    # The deployment in the README: HAProxy sends the PROXY protocol, and
+    # --port haproxy:... reads it, so that per-address limits count the
+    # client, not the balancer (every connection comes from 127.0.0.1).
+    server = RunningServer(
+        tmp_path / "data",
+        "--max-connections-per-ip",
+        "1",
+        port="haproxy:tcp:0:interface=127.0.0.1",
+    )
+    await server.start()
+    try:
+        first = await server.connect(proxy="PROXY TCP4 192.0.2.7 127.0.0.1 40001 5000")
+        other = await server.connect(proxy="PROXY TCP4 198.51.100.9 127.0.0.1 40002 5000")
+        for client in (first, other):
+            client.send("/help")
+            await client.until("END help")
+        again = await server.connect(proxy="PROXY TCP4 192.0.2.7 127.0.0.1 40003 5000")
+        # Counted from its first line: the header alone does not reach the
+        # server's protocol.
+        again.send("/help")
+        await again.expect(
+            "ERR rate-limited :too many connections from your address",
+            "BYE :too many connections",
+        )
+        first.send("/register alice password1")
+        await first.expect("OK register alice")
+    finally:
+        await server.stop()
