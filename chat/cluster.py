@@ -272,25 +272,14 @@ class RedisBackend:
         self.accounts = accounts
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         values = {"prefix": prefix, "events_cap": events_cap}
-        self._say = _Script(_SAY, **values)
-        self._add = _Script(_ADD, **values)
-        self._move = _Script(_MOVE, **values)
-        self._sync = _Script(_SYNC, **values)
-        self._heartbeat = _Script(_HEARTBEAT, **values)
-        self._snapshot = _Script(_SNAPSHOT, **values)
         scripts = [
-            s.text
-            for s in (
-                self._say,
-                self._add,
-                self._move,
-                self._sync,
-                self._heartbeat,
-                self._snapshot,
-            )
+            _Script(template, **values)
+            for template in (_SAY, _ADD, _MOVE, _SYNC, _HEARTBEAT, _SNAPSHOT)
         ]
-        self.commands = RedisClient(reactor, address, name="redis commands", scripts=scripts)
-        self.reader = RedisClient(reactor, address, name="redis events", scripts=scripts)
+        self._say, self._add, self._move, self._sync, self._heartbeat, self._snapshot = scripts
+        texts = [script.text for script in scripts]
+        self.commands = RedisClient(reactor, address, name="redis commands", scripts=texts)
+        self.reader = RedisClient(reactor, address, name="redis events", scripts=texts)
         self.events: IRoomEvents | None = None
         #: The "Room User" pairs this process holds.
         self._held: dict[str, None] = {}

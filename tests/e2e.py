@@ -6,7 +6,6 @@ timeout on every wait, never a sleep).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from twisted.python.failure import Failure
 from chat.lines import ServerLine, parse_line
 from chat.service import ChatService
 from chat.tap import Options, makeService
+from tests.helpers import walk
 
 TIMEOUT = 10
 
@@ -82,15 +82,6 @@ class LineClient(Protocol):
             self.transport.loseConnection()
 
 
-def _walk(service: Any) -> Iterator[Any]:
-    """
-    A service and every service under it.
-    """
-    yield service
-    for child in getattr(service, "services", ()):
-        yield from _walk(child)
-
-
 class RunningServer:
     """
     The service tree of C{twistd chatroom}, started on the test reactor.
@@ -118,7 +109,7 @@ class RunningServer:
         )
         self.service = makeService(options, reactor)
         self.service.startService()
-        services = list(_walk(self.service))
+        services = list(walk(self.service))
         for child in services:
             if isinstance(child, ChatService):
                 await child.ready

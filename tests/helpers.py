@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ def temp_dir(case: SynchronousTestCase) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{case._testMethodName[:32]}-"))
     case.addCleanup(shutil.rmtree, path, ignore_errors=True)
     return path
+
+
+def walk(service: Any) -> Iterator[Any]:
+    """
+    A service and every service under it.
+    """
+    yield service
+    for child in getattr(service, "services", ()):
+        yield from walk(child)
 
 
 def run_inline(f: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:

@@ -10,9 +10,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from chat.cluster import RedisAccounts, RedisBackend
 from chat.protocol import ChatFactory
+from chat.service import ChatService
 from chat.tap import Options, makeService
-from tests.helpers import temp_dir
+from tests.helpers import temp_dir, walk
 
 
 def build(tmp_path: Path, *argv: str) -> tuple[MemoryReactorClock, ChatFactory]:
@@ -83,9 +85,30 @@ class TapTests(SynchronousTestCase):
             ["--port"],
             ["--port", "tcp:nope"],
             ["--port", "bogus:1"],
+            ["--store", "http://localhost"],
+            ["--store", "redis://host/notanumber"],
         ]:
             try:
                 with self.assertRaises(UsageError):
                     Options().parseOptions(argv)
             except self.failureException as e:
                 self.fail(f"argv={argv!r}: {e}")
+
+    def test_redis_store(self) -> None:
+        options = Options()
+        options.parseOptions(["--store", "redis://:secret@10.0.0.5:6380/2", "--history-cap", "500"])
+        reactor = MemoryReactorClock()
+        service = makeService(options, reactor)
+        service.startService()
+        # Nothing listens before Redis has answered with the rooms.
+        self.assertEqual(reactor.tcpServers, [])
+        chat = next(s for s in walk(service) if isinstance(s, ChatService))
+        backend = chat.backend
+        assert isinstance(backend, RedisBackend)
+        self.assertEqual(
+            (backend.address.host, backend.address.port, backend.address.db), ("10.0.0.5", 6380, 2)
+        )
+        self.assertEqual(backend.history_cap, 500)
+        factory = next(s for s in walk(service) if hasattr(s, "factory")).factory
+        self.assertIsInstance(factory.accounts, RedisAccounts)
+        self.assertEqual(factory.accounts.rounds, 12)
