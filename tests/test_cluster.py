@@ -122,15 +122,16 @@ def test_accounts_and_rooms_are_shared(cluster: Cluster) -> None:
     taken.send("/register ALICE password2")
     assert parse_line(taken.line()).args[0] == "name-taken"
     # A room created on one process...
-    watcher = member(three, "bob")
     again.send("/join general")
     again.until("END history general")
+    watcher = member(three, "bob")
+    assert again.line().startswith("JOIN general ")
     alice.send("/create Lounge", "/join general", "made it")
     alice.until("OK create Lounge")
     # ...exists on the others once anything said after it arrives there
     # (one stream, one order), with the same spelling.
     messages(watcher, 1)
-    messages(again, 1)
+    assert messages(again, 1) == ["alice made it"]
     watcher.send("/rooms")
     assert "ROOM Lounge 0" in watcher.until("END rooms")
     again.send("/join lounge")
@@ -147,10 +148,20 @@ def test_presence_counts_users_on_every_process(cluster: Cluster) -> None:
     bob = member(one, "bob")
     alice = member(two, "alice")
     assert parse_line(bob.line()).tag == "JOIN"
+    # Once alice sees this, her process has heard of bob too.
+    bob.send("sync")
+    assert messages(alice, 1) == ["bob sync"]
+    assert messages(bob, 1) == ["bob sync"]
     # alice on a second process is still one member: no second JOIN.
     alice_too = user(one, "alice", verb="login")
     alice_too.send("/join general")
     alice_too.until("END history general")
+    # Said after the join, on the same process: once others see it, Redis
+    # has counted alice twice.
+    alice_too.send("here too")
+    assert messages(bob, 1) == ["alice here too"]
+    assert messages(alice, 1) == ["alice here too"]
+    assert messages(alice_too, 1) == ["alice here too"]
     alice_too.send("/who")
     assert alice_too.until("END members") == [
         "MEMBER general bob",
@@ -159,9 +170,12 @@ def test_presence_counts_users_on_every_process(cluster: Cluster) -> None:
     ]
     alice.send("/rooms")
     assert "ROOM general 2" in alice.until("END rooms")
-    # She leaves on one process but is still there on the other: no PART.
+    # She leaves on one process but is still there on the other: no PART,
+    # and no JOIN when she is back.
     alice.send("/leave", "/join general", "still here")
-    assert messages(bob, 1) == ["alice still here"]
+    # (The next line bob gets, so neither a PART nor a JOIN came first.)
+    line = parse_line(bob.line())
+    assert (line.tag, line.args[2], line.text) == ("MSG", "alice", "still here")
     alice_too.send("/quit")
     alice.send("/quit")
     line = parse_line(bob.line())
