@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -79,6 +79,19 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def stop(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """
+    SIGTERM, as an operator stops a server; SIGKILL if it does not exit
+    within C{timeout} seconds.
+    """
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def chatroom(work: Path, *options: str) -> Iterator[tuple[int, int, Path]]:
     """
@@ -121,12 +134,7 @@ def chatroom(work: Path, *options: str) -> Iterator[tuple[int, int, Path]]:
         wait_port(port)
         yield port, process.pid, data
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextmanager
@@ -175,12 +183,7 @@ def ngircd(work: Path) -> Iterator[tuple[int, int, Path]]:
         time.sleep(0.5)
         yield port, process.pid, directory
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -86,7 +86,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -100,7 +99,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import HERE, chatroom, check_history, free_port, loadgen, wait_port
+from bench.__main__ import HERE, chatroom, check_history, free_port, loadgen, stop, wait_port
 
 CONFIGS = {
     "A": "1 process, files",
@@ -246,12 +245,7 @@ def redis_server(work: Path) -> Iterator[tuple[int, int]]:
         wait_port(port)
         yield port, process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def redis_call(port: int, *words: str | int) -> Any:

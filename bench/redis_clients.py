@@ -60,6 +60,8 @@ from typing import Any, Protocol
 
 import hiredis
 
+from bench.__main__ import free_port, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ("resp", "txredisapi", "txredisapi-pure", "redis-py")
 DEFAULT_CLIENTS = ("resp", "txredisapi", "redis-py")
@@ -434,12 +436,6 @@ def child(name: str, port: int, duration: float) -> None:
 # The parent process: the Redis server, the runs and the table
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Redis:
     """A blocking connection to Redis, enough to set the runs up."""
 
@@ -481,12 +477,7 @@ def redis_server(executable: str) -> Iterator[int]:
                     time.sleep(0.05)
             yield port
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=10)
 
 
 def reset(port: int) -> None:
