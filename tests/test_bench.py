@@ -1,5 +1,5 @@
 """
-The benchmark harness still runs: tiny sizes, no timing asserted.
+The benchmark harnesses still run: tiny sizes, no timing asserted.
 """
 
 from __future__ import annotations
@@ -12,50 +12,35 @@ from tests.conftest import ROOT
 from tests.redis_server import require_redis
 
 
-def test_bench_smoke() -> None:
+def smoke(*argv: str) -> subprocess.CompletedProcess[str]:
+    """
+    Run C{python -m <argv>} from the checkout; it must exit 0.
+    """
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--smoke",
-            "--engine",
-            "python",
-            "--scenarios",
-            "fanout_1x100",
-        ],
+        [sys.executable, "-m", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    row = re.search(r"^\| chatroom \| ([\d,]+) ", out.stdout, re.MULTILINE)
-    assert row, out.stdout
-    assert int(row.group(1).replace(",", "")) > 0
+    return out
+
+
+def deliveries(pattern: str, table: str) -> int:
+    row = re.search(pattern + r"([\d,]+) ", table, re.MULTILINE)
+    assert row, table
+    return int(row.group(1).replace(",", ""))
+
+
+def test_bench_smoke() -> None:
+    out = smoke("bench", "--smoke", "--engine", "python", "--scenarios", "fanout_1x100")
+    assert deliveries(r"^\| chatroom \| ", out.stdout) > 0
     assert "acknowledged: ok" in out.stderr
 
 
 def test_cluster_bench_smoke() -> None:
     require_redis()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.cluster",
-            "--smoke",
-            "--engine",
-            "python",
-            "--configs",
-            "C",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    row = re.search(r"^\| fanout_tiny \| C: [^|]+\| ([\d,]+) ", out.stdout, re.MULTILINE)
-    assert row, out.stdout
-    assert int(row.group(1).replace(",", "")) > 0
+    out = smoke("bench.cluster", "--smoke", "--engine", "python", "--configs", "C")
+    assert deliveries(r"^\| fanout_tiny \| C: [^|]+\| ", out.stdout) > 0
     assert re.search(r"history: \d+ entries added in Redis, >= \d+ acknowledged: ok", out.stderr)
