@@ -16,17 +16,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
 
 from chat.auth import BcryptFileChecker
 from chat.cluster import RedisAccounts, RedisBackend
@@ -232,41 +234,39 @@ class CleanExitService(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
-class AfterReady(MultiService):
+@implementer(IStreamServerEndpoint)
+class HeldEndpoint:
     """
-    Starts its children (the listening ports) once the rooms are loaded:
-    whoever connects must find them.  From files that is at once; from
-    Redis, once it answers.
+    An endpoint whose ports take no connection before the rooms are
+    loaded (from files that is at once; from Redis, once it answers):
+    whoever connects must find them.  The ports still bind when twistd
+    binds, before it drops privileges, so ports below 1024 work as
+    before; connections made meanwhile wait in the kernel's backlog.
     """
 
-    def __init__(self, ready: Deferred[Any]) -> None:
-        super().__init__()
-        self.is_ready = False
-        ready.addCallback(self._ready)
+    def __init__(self, endpoint: IStreamServerEndpoint, ready: Deferred[Any]) -> None:
+        self.endpoint = endpoint
+        self.held: list[Any] = []
+        self.open = False
+        ready.addCallback(self._open)
 
-    def privilegedStartService(self) -> None:
-        # twistd binds ports here, before startService: not yet.  (They
-        # then bind in their startService, so a port below 1024 needs the
-        # server to start as root and stay so.)
-        pass
+    def listen(self, factory: Any) -> Deferred[Any]:
+        def hold(port: Any) -> Any:
+            if not self.open and hasattr(port, "stopReading"):
+                port.stopReading()
+                self.held.append(port)
+            return port
 
-    def startService(self) -> None:
-        if self.is_ready:
-            MultiService.startService(self)
-        else:
-            Service.startService(self)
+        d: Deferred[Any] = self.endpoint.listen(factory)
+        return d.addCallback(hold)
 
-    def _ready(self, result: object) -> object:
-        self.is_ready = True
-        if self.running:
-            MultiService.startService(self)
+    def _open(self, result: object) -> object:
+        self.open = True
+        held, self.held = self.held, []
+        for port in held:
+            if port.connected:
+                port.startReading()
         return result
-
-    def stopService(self) -> Deferred[Any]:
-        Service.stopService(self)
-        return DeferredList(
-            [maybeDeferred(child.stopService) for child in reversed(list(self)) if child.running]
-        )
 
 
 _niced = threading.local()
@@ -355,8 +355,10 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
             exempt=options["exempt-networks"],
         ),
     )
-    ports = AfterReady(chat.ready)
-    ports.setServiceParent(top)
     for description in options["ports"]:
-        strports.service(description, factory, reactor=reactor).setServiceParent(ports)
+        endpoint = HeldEndpoint(serverFromString(reactor, description), chat.ready)
+        port = StreamServerEndpointService(endpoint, factory)
+        # As strports.service does: a port that cannot bind stops the start.
+        port._raiseSynchronously = True
+        port.setServiceParent(top)
     return top
