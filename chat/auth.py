@@ -36,7 +36,7 @@ from chat.commands import valid_name
 from chat.interfaces import IAccountStore, NameTaken, StoreUnavailable
 from chat.store import Runner
 
-__all__ = ["BcryptFileChecker", "check_password", "hash_password"]
+__all__ = ["BcryptFileChecker", "check_password", "decode_credentials", "hash_password"]
 
 _SCHEME = "bcrypt-sha256"
 
@@ -82,6 +82,19 @@ def check_password(password: str, stored: str | None, rounds: int = 12) -> bool:
     except ValueError:
         return False
     return False
+
+
+def decode_credentials(credentials: IUsernamePassword) -> tuple[str, str]:
+    """
+    The name and password as text: Twisted's credentials may hold bytes.
+
+    @raise UnicodeDecodeError: They are not UTF-8 (no such account can exist).
+    """
+    name, password = credentials.username, credentials.password
+    return (
+        name.decode() if isinstance(name, bytes) else name,
+        password.decode() if isinstance(password, bytes) else password,
+    )
 
 
 def _valid_hash(stored: str) -> bool:
@@ -184,11 +197,8 @@ class BcryptFileChecker:
 
     # Twisted types avatar IDs as bytes; chatroom's are the str names.
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
-        raw_name = credentials.username
-        raw_password = credentials.password
         try:
-            name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-            password = raw_password.decode() if isinstance(raw_password, bytes) else raw_password
+            name, password = decode_credentials(credentials)
         except UnicodeDecodeError:
             return fail(UnauthorizedLogin())
         entry = self._recall(name.lower())

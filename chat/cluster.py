@@ -49,7 +49,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chat.auth import check_password, hash_password
+from chat.auth import check_password, decode_credentials, hash_password
 from chat.interfaces import IAccountStore, IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
 from chat.lines import format_timestamp
 from chat.resp import RedisAddress, RedisClient, RedisError
@@ -211,6 +211,14 @@ def _stream_id(text: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _pairs(flat: list[Any]) -> dict[Any, Any]:
+    """
+    A Redis reply of alternating fields and values (a stream entry,
+    C{XINFO}) as a dict.
+    """
+    return dict(zip(flat[::2], flat[1::2], strict=False))
+
+
 def _parse_messages(payload: str) -> list[Message]:
     messages = []
     for line in payload.split("\n"):
@@ -252,7 +260,6 @@ class RedisBackend:
         heartbeat: float = 1.0,
         presence_ttl: float = 5.0,
         prefix: str = "chatroom:",
-        accounts: RedisAccounts | None = None,
     ) -> None:
         """
         @param history_cap: About how many messages each room's stream
@@ -269,7 +276,8 @@ class RedisBackend:
         self.heartbeat = heartbeat
         self.presence_ttl = presence_ttl
         self.prefix = prefix
-        self.accounts = accounts
+        #: Set by L{RedisAccounts}, which learns new names from the events.
+        self.accounts: RedisAccounts | None = None
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         values = {"prefix": prefix, "events_cap": events_cap}
         scripts = [
@@ -414,7 +422,7 @@ class RedisBackend:
 
         def check(reply: list[Any]) -> Deferred[None] | None:
             assert self._last_id is not None
-            info = dict(zip(reply[::2], reply[1::2], strict=False))
+            info = _pairs(reply)
             if _stream_id(info["last-generated-id"]) < _stream_id(self._last_id):
                 return self._reload("Redis has lost events this process had seen")
             added = info.get("entries-added")
@@ -462,7 +470,7 @@ class RedisBackend:
             for name, history in zip(rooms, histories, strict=True):
                 recent = []
                 for _, fields in reversed(history):
-                    entry = dict(zip(fields[::2], fields[1::2], strict=False))
+                    entry = _pairs(fields)
                     recent.append((entry.get("t", ""), entry.get("u", ""), entry.get("m", "")))
                 events.room_loaded(name, recent, sorted(here[name.lower()], key=str.lower))
             if self.accounts is not None:
@@ -520,7 +528,7 @@ class RedisBackend:
         assert events is not None
         said: dict[str, list[Message]] = {}
         for _, fields in entries:
-            entry = dict(zip(fields[::2], fields[1::2], strict=False))
+            entry = _pairs(fields)
             kind = entry.get("k")
             if kind == "M":
                 said.setdefault(entry["r"], []).extend(_parse_messages(entry["d"]))
@@ -581,8 +589,7 @@ class RedisAccounts:
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
         try:
-            name = _text(credentials.username)
-            password = _text(credentials.password)
+            name, password = decode_credentials(credentials)
         except UnicodeDecodeError:
             return fail(UnauthorizedLogin())
         assert self.run is not None
@@ -625,7 +632,3 @@ class RedisAccounts:
             return result
 
         return d.addCallback(store).addBoth(done)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -363,7 +363,9 @@ class ChatService(Service):
 
     def _not_stored(self, failure: Failure, room: str, count: int, senders: list[ChatUser]) -> None:
         if not failure.check(StoreUnavailable):
-            self.log.failure("Could not store {count} messages in {room}", failure, count=count)
+            self.log.failure(
+                "Could not store {count} messages in {room}", failure, count=count, room=room
+            )
         else:
             self.log.error(
                 "Could not store {count} messages in {room}: {error}",
