@@ -24,6 +24,7 @@ __all__ = [
     "Command",
     "CommandError",
     "Verb",
+    "looks_like_http",
     "parse_args",
     "parse_bare",
     "split_command",
@@ -100,6 +101,26 @@ def valid_name(name: str) -> bool:
     names safe as file names and as protocol arguments.
     """
     return NAME_RE.match(name) is not None
+
+
+#: An HTTP request line (C{POST / HTTP/1.1}, HTTP/2's C{PRI * HTTP/2.0}).
+_HTTP_REQUEST = re.compile(r"[A-Z]+ \S+ HTTP/\d(?:\.\d)?\Z")
+#: The headers a browser or an HTTP tool sends first, in any case.
+_HTTP_HEADER = re.compile(
+    r"(?:host|user-agent|content-type|content-length|origin|accept|accept-[a-z]+"
+    r"|connection|referer|cookie|upgrade|transfer-encoding|sec-[a-z-]+):",
+    re.IGNORECASE,
+)
+
+
+def looks_like_http(line: str) -> bool:
+    """
+    Whether a line is an HTTP request line or one of the headers that
+    follow it.  A web page can make a visitor's browser send a request to
+    a chat port (a C{text/plain} POST needs no preflight), and its body
+    would otherwise run as chat lines.
+    """
+    return _HTTP_REQUEST.match(line) is not None or _HTTP_HEADER.match(line) is not None
 
 
 def split_command(line: str) -> tuple[Verb, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ __all__ = [
     "SendQueue",
     "TokenBucket",
     "clean_text",
+    "has_visible",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,6 +83,36 @@ def clean_text(text: str) -> str:
     if text.isprintable():
         return text
     return _UNSAFE.sub("", _ESCAPE_SEQUENCE.sub("", text))
+
+
+#: Letters and symbols that render as nothing: the Hangul fillers, the
+#: braille blank and the Mongolian vowel separator (a format character in
+#: today's Unicode, a letter in older tables).
+_BLANK_GRAPHICS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
+def has_visible(text: str) -> bool:
+    """
+    Whether anything in C{text} would show: a message of only spaces,
+    format characters (zero-width spaces and joiners, direction marks,
+    the byte order mark, ...), combining marks with nothing to combine
+    with, or fillers looks blank to its readers, and is dropped like a
+    blank line.  Such characters stay in a message that has visible text,
+    where Arabic, Hebrew and emoji sequences need them.
+
+    Unassigned code points count as visible: they may be emoji newer than
+    Python's Unicode tables, and they show at least as a box.  So do
+    private-use characters, which fonts draw.
+    """
+    for char in text:
+        if "!" <= char <= "~":
+            return True
+        if char in _BLANK_GRAPHICS:
+            continue
+        kind = unicodedata.category(char)
+        if kind[0] not in "ZCM" or kind in ("Cn", "Co"):
+            return True
+    return False
 
 
 class TokenBucket:

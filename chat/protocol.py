@@ -23,24 +23,33 @@ from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 
-from chat import PROTOCOL_VERSION
+from chat import PROTOCOL_VERSION, telnet
 from chat.commands import (
     MAX_LINE_BYTES,
     MAX_PASSWORD,
     MIN_PASSWORD,
     CommandError,
     Verb,
+    looks_like_http,
     parse_args,
     parse_bare,
     split_command,
     valid_name,
 )
-from chat.guard import AddressPolicy, Limits, LoginThrottle, SendQueue, TokenBucket, clean_text
+from chat.guard import (
+    AddressPolicy,
+    Limits,
+    LoginThrottle,
+    SendQueue,
+    TokenBucket,
+    clean_text,
+    has_visible,
+)
 from chat.interfaces import IAccountStore, IChatUser, NameTaken
 from chat.lines import ErrorCode, format_line
 from chat.service import ChatRealm, ChatService, ChatUser, Room
@@ -134,7 +143,11 @@ class ChatProtocol(LineReceiver):
         self._gone = False
         self._closed: Deferred[None] | None = None
         self.address: str | None = None
-        self._proxied = False
+        #: Until the client's first byte: such a connection (a load
+        #: balancer's health check, a port scan) is logged at debug level.
+        self._silent = True
+        #: The start of a telnet command cut off at the end of a read.
+        self._telnet = b""
         limits = factory.limits
         self._bucket = (
             TokenBucket(factory.clock, limits.flood_rate, limits.flood_burst)
@@ -171,11 +184,10 @@ class ChatProtocol(LineReceiver):
             str(PROTOCOL_VERSION),
             text="Welcome to chatroom. Type login or register, or /help.",
         )
-        if isinstance(transport, HAProxyProtocolWrapper) and transport._proxyInfo is None:
-            # Behind a load balancer (--port haproxy:...): who the client
-            # is comes in the PROXY header, before its first line.
-            self._proxied = True
-        else:
+        # Behind a load balancer (--port haproxy:...), who the client is
+        # comes in the PROXY header, before its first line.
+        if not isinstance(transport, HAProxyProtocolWrapper):
+            self.log.debug("Connection from {peer}", peer=self.peer)
             self._arrived()
         limits = factory.limits
         if limits.login_timeout and self.state is not State.CLOSED:
@@ -183,10 +195,9 @@ class ChatProtocol(LineReceiver):
 
     def _arrived(self) -> None:
         """
-        Log the client and count it against its address's limit, once its
-        address is known.
+        Count the client against its address's limit, once its address is
+        known.
         """
-        self.log.info("Connection from {peer}", peer=self.peer)
         factory = self.factory
         limits = factory.limits
         assert self.transport is not None
@@ -225,7 +236,8 @@ class ChatProtocol(LineReceiver):
         self._stop_login_timer()
         if self._logout is not None:
             self._log_out()
-        self.log.info(
+        self.log.emit(
+            LogLevel.debug if self._silent else LogLevel.info,
             "Connection from {peer} closed ({user})",
             peer=self.peer,
             user=self.user.name if self.user else "not logged in",
@@ -348,9 +360,10 @@ class ChatProtocol(LineReceiver):
     # Framing
 
     def dataReceived(self, data: bytes) -> None:
-        if self._proxied:
-            self._proxied = False
-            self._arrived()
+        if self._silent and data:
+            self._spoke()
+        if self._telnet or b"\xff" in data:
+            data = self._untelnet(data)
         while True:
             if self._skipping:
                 end = data.find(b"\n")
@@ -362,6 +375,42 @@ class ChatProtocol(LineReceiver):
             if not self._refeed or self.state is State.CLOSED:
                 return
             data, self._refeed = self._refeed, b""
+
+    def _spoke(self) -> None:
+        """
+        The first bytes: now the connection is worth an info line.
+        """
+        self._silent = False
+        self.log.info("Connection from {peer}", peer=self.peer)
+        if isinstance(self.transport, HAProxyProtocolWrapper):
+            self._arrived()
+
+    def _untelnet(self, data: bytes) -> bytes:
+        """
+        Answer and remove the telnet commands in C{data} (see L{chat.telnet}).
+        """
+        data, replies, self._telnet, abandon = telnet.split_commands(self._telnet + data)
+        if replies:
+            self.write(replies)
+        if abandon:
+            # Ctrl-C: the line being typed is dropped; lines that ended
+            # before it (held while a login runs, say) still count.
+            self._buffer = self._buffer[: self._buffer.rfind(b"\n") + 1]
+            self._skipping = False
+        return data
+
+    def _refuse_http(self) -> None:
+        """
+        Close a connection that speaks HTTP, at once and without a word:
+        a web page can make a browser send a request to this port, and its
+        body must never run as chat lines (as Redis does, nothing is sent).
+        """
+        self.log.warn("Closing {peer}: it sent an HTTP request", peer=self.peer)
+        self.state = State.CLOSED
+        transport = self.transport
+        assert transport is not None
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
@@ -396,6 +445,8 @@ class ChatProtocol(LineReceiver):
             return
         if not text.strip(" \t"):
             return
+        if self.user is None and self.state is not State.PASSWORD and looks_like_http(text):
+            return self._refuse_http()
         if self._bucket is not None and not self._bucket.take():
             self.error(ErrorCode.RATE_LIMITED, "too many lines; slow down")
             return
@@ -413,12 +464,18 @@ class ChatProtocol(LineReceiver):
         @raise CommandError: The line is not a command here.
         """
         state = self.state
+        # What a line is, is decided on its cleaned text: a control
+        # character in front of a command must not make it a message.
+        # Passwords alone are taken exactly as typed.
+        raw, line = line, clean_text(line)
         if state is State.PASSWORD:
             if line.strip(" \t").lower() in ("/quit", "exit"):
                 return self.do_quit()
-            return self.dialog_password(line)
+            return self.dialog_password(raw)
         if line.startswith("/"):
             verb, rest = split_command(line)
+            if line is not raw and verb in (Verb.LOGIN, Verb.REGISTER):
+                rest = _typed_password(raw, rest)
             command = None
         elif state is State.IN_ROOM:
             if line.strip(" \t").lower() == "exit":
@@ -677,9 +734,12 @@ class ChatProtocol(LineReceiver):
         self.write(b"".join(out))
 
     def do_say(self, text: str) -> None:
+        """
+        Post C{text}, which L{dispatch} has cleaned, unless nothing of it
+        would show.
+        """
         assert self.user is not None
-        text = clean_text(text)
-        if not text.strip(" \t"):
+        if not has_visible(text):
             return
         self.factory.service.say(self.user, text)
 
@@ -717,6 +777,17 @@ def _why_not(verb: Verb, state: State) -> str:
     if verb is Verb.SAY:
         return "you are not in a room: /join <room> first"
     return f"/{verb.value} works only in a room"
+
+
+def _typed_password(raw: str, rest: str) -> str:
+    """
+    The arguments of a C{/login} or C{/register} line whose cleaned C{rest}
+    was parsed, with the password as the client typed it in C{raw}: the
+    text after the line's second space, when it has one.
+    """
+    name = rest.partition(" ")[0]
+    password = raw.split(" ", 2)[2:]
+    return f"{name} {password[0]}" if password and password[0] else rest
 
 
 def _describe(address: IAddress) -> str:

@@ -31,12 +31,24 @@ class LineClient(Protocol):
     def __init__(self) -> None:
         self.lines: DeferredQueue[str] = DeferredQueue()
         self.buffer = b""
+        #: The server's answers to telnet commands sent to it, three bytes
+        #: each; they come between lines.
+        self.telnet: list[bytes] = []
         self.lost: Deferred[None] = Deferred()
 
     def dataReceived(self, data: bytes) -> None:
         self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for line in lines:
+        while True:
+            if self.buffer[:1] == b"\xff":
+                if len(self.buffer) < 3:
+                    return
+                self.telnet.append(self.buffer[:3])
+                self.buffer = self.buffer[3:]
+                continue
+            line, end, rest = self.buffer.partition(b"\n")
+            if not end:
+                return
+            self.buffer = rest
             self.lines.put(line.decode("utf-8"))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred
 
 from chat.lines import parse_line
 from tests.e2e import RunningServer
+from tests.test_protocol import WEB_SPAM
+from tests.test_telnet import CTRL_C, WILL_TIMING_MARK
 
 
 @pytest_twisted.ensureDeferred
@@ -151,7 +153,7 @@ async def test_hostile_bytes_harm_no_one(server: RunningServer) -> None:
     await bob.until("JOIN ")
     junk = [
         b"x" * 100_000 + b"\n",
-        b"\xff\xfe\x00\x01garbage\n",
+        b"\xfe\xfd\x00\x01garbage\n",  # no 0xFF: that starts a telnet command
         bytes(range(256)) * 20,
         b"\x00" * 5000,
         b"\n\r\n\r\r\n",
@@ -233,3 +235,31 @@ async def test_behind_a_load_balancer_limits_see_the_clients_address(tmp_path: P
         await first.expect("OK register alice")
     finally:
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_http_request_runs_nothing(server: RunningServer) -> None:
+    bob = await server.member("bob")
+    # What a web page can make a browser send: issue 10's printf, verbatim.
+    web = await server.connect()
+    web.send(WEB_SPAM)
+    await web.closed()
+    assert web.lines.pending == [] and web.buffer == b""
+    bob.send("still alone")
+    assert (await bob.line()).endswith(" bob :still alone")
+    check = await server.connect()
+    check.send("/login webspam password123")
+    await check.expect("ERR bad-credentials :wrong name or password")
+
+
+@pytest_twisted.ensureDeferred
+async def test_telnet_ctrl_c(server: RunningServer) -> None:
+    alice = await server.member("alice")
+    bob = await server.member("bob")
+    alice.send(b"never sent" + CTRL_C)
+    alice.send("/help")
+    await alice.until("END help")
+    assert alice.telnet == [WILL_TIMING_MARK]
+    alice.send("after")
+    assert (await bob.until("MSG "))[-1].endswith(" alice :after")
+    assert bob.telnet == []

@@ -17,6 +17,7 @@ from chat.guard import (
     SendQueue,
     TokenBucket,
     clean_text,
+    has_visible,
     parse_networks,
 )
 from chat.lines import parse_line
@@ -65,6 +66,55 @@ class CleanTextTests(SynchronousTestCase):
             self.assertFalse(code < 0x20 and char != "\t", hex(code))
             self.assertFalse(0x7F <= code <= 0x9F, hex(code))
             self.assertNotIn(code, (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+#: Characters that show as nothing: those of issue 10, the other spaces,
+#: the fillers, and a combining mark with nothing to combine with.
+INVISIBLE = [
+    "\u200e",  # LEFT-TO-RIGHT MARK
+    "\u200f",  # RIGHT-TO-LEFT MARK
+    "\u061c",  # ARABIC LETTER MARK
+    "\u200b",  # ZERO WIDTH SPACE
+    "\u200d",  # ZERO WIDTH JOINER
+    "\ufeff",  # ZERO WIDTH NO-BREAK SPACE (byte order mark)
+    "\u2060",  # WORD JOINER
+    "\u3164",  # HANGUL FILLER
+    "\u3000",  # IDEOGRAPHIC SPACE
+    "\u00a0",  # NO-BREAK SPACE
+    "\u00ad",  # SOFT HYPHEN
+    "\u2007",  # FIGURE SPACE
+    "\u115f",  # HANGUL CHOSEONG FILLER
+    "\u1160",  # HANGUL JUNGSEONG FILLER
+    "\uffa0",  # HALFWIDTH HANGUL FILLER
+    "\u2800",  # BRAILLE PATTERN BLANK
+    "\u180e",  # MONGOLIAN VOWEL SEPARATOR
+    "\u0301",  # COMBINING ACUTE ACCENT, alone
+    "\ufe0f",  # VARIATION SELECTOR-16, alone
+    "\U000e0041",  # TAG LATIN CAPITAL LETTER A
+]
+
+
+class VisibleTests(SynchronousTestCase):
+    def test_nothing_visible(self) -> None:
+        self.assertFalse(has_visible(""))
+        self.assertFalse(has_visible(" \t "))
+        for char in INVISIBLE:
+            self.assertFalse(has_visible(char), repr(char))
+        self.assertFalse(has_visible("".join(INVISIBLE)))
+
+    def test_visible(self) -> None:
+        for text in (
+            "a",
+            " .",
+            "\u200f\u05e9\u05dc\u05d5\u05dd",  # Hebrew after a right-to-left mark
+            "\u0645\u0631\u062d\u0628\u0627\u061c",  # Arabic
+            "\U0001f469\u200d\U0001f4bb",  # an emoji ZWJ sequence
+            "\u3164\u4f60",  # a filler, then a letter
+            "e\u0301",
+            "\ue000",  # private use: fonts draw these
+            "\U0001fa75",  # an emoji newer than some Unicode tables
+        ):
+            self.assertTrue(has_visible(text), repr(text))
 
 
 class TokenBucketTests(SynchronousTestCase):

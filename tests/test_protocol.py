@@ -9,11 +9,14 @@ from typing import Any
 from unittest import mock
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
-from tests.helpers import Chat, HeldRunner, temp_dir
+from tests.helpers import Chat, Client, HeldRunner, temp_dir
+from tests.test_guard import INVISIBLE
+from tests.test_telnet import CTRL_C, WILL_TIMING_MARK
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -350,8 +353,9 @@ class FramingTests(_ChatTestCase):
         other = chat.in_room("bob")
         client = chat.in_room("alice")
         other.take()
-        garbage = bytes(b for b in range(256) if b != 10)
-        client.send(b"\xff\xfe\xfd\n", b"\xc3\n", garbage + b"\n", b"ok\n")
+        # No 0xFF: that byte starts a telnet command (TelnetTests).
+        garbage = bytes(b for b in range(255) if b != 10)
+        client.send(b"\xfe\xfd\xfc\n", b"\xc3\n", garbage + b"\n", b"ok\n")
         lines = client.take()
         self.assertEqual(codes(lines), ["bad-encoding", "bad-encoding", "bad-syntax"])
         message = next(line for line in lines if line.startswith("MSG"))
@@ -375,6 +379,296 @@ class FramingTests(_ChatTestCase):
         # The sender sees what everyone else sees, and nothing for the line
         # that was all control characters.
         self.assertEqual(client.take(), lines)
+
+
+class TelnetTests(_ChatTestCase):
+    """
+    What real telnet sends besides lines: commands starting with byte 0xFF.
+    """
+
+    def raw(self, client: Client) -> bytes:
+        client.protocol.factory.clock.advance(0)
+        data: bytes = client.transport.value()
+        client.transport.clear()
+        return data
+
+    def test_ctrl_c_abandons_the_line_and_telnet_hears_again(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        alice = chat.in_room("alice")
+        bob.take()
+        # telnet sends Ctrl-C as IAC IP IAC DO TIMING-MARK, then discards
+        # all it receives until the timing mark is answered.
+        alice.send(b"half a li", b"ne" + CTRL_C)
+        self.assertEqual(self.raw(alice), WILL_TIMING_MARK)
+        alice.send(b"/help\n")
+        self.assertEqual(alice.take()[-1], "END help")
+        self.assertEqual(bob.take(), [])
+
+    def test_ctrl_c_keeps_the_lines_that_ended_before_it(self) -> None:
+        chat = self.make_chat()
+        alice = chat.in_room("alice")
+        alice.send(b"one\nhalf" + CTRL_C + b"two\n")
+        out = self.raw(alice)
+        self.assertTrue(out.startswith(WILL_TIMING_MARK), out)
+        lines = out[len(WILL_TIMING_MARK) :].decode().splitlines()
+        self.assertEqual([parse_line(line).text for line in lines], ["one", "two"])
+
+    def test_ctrl_c_while_a_login_is_checked(self) -> None:
+        held = HeldRunner()
+        chat = self.make_chat(run=held)
+        client = chat.connect()
+        client.take()
+        client.send(b"/register alice password1\n/join general\nhal" + CTRL_C)
+        self.assertEqual(self.raw(client), WILL_TIMING_MARK)
+        held.release()
+        self.assertEqual(client.take()[-1], "END history general")
+
+    def test_a_command_cut_across_reads(self) -> None:
+        chat = self.make_chat()
+        alice = chat.in_room("alice")
+        data = b"gone" + CTRL_C + b"/he\xff\xfa\x18\x00xterm\xff\xf0lp\n"
+        for i in range(len(data)):
+            alice.send(data[i : i + 1])
+        out = self.raw(alice)
+        self.assertTrue(out.startswith(WILL_TIMING_MARK), out)
+        self.assertEqual(out[len(WILL_TIMING_MARK) :].decode().split("\n")[-2], "END help")
+
+    def test_a_literal_ff_and_subnegotiations_are_no_part_of_a_line(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        alice = chat.in_room("alice")
+        bob.take()
+        # telnet doubles a 0xFF byte (IAC IAC); UTF-8 never holds one.
+        alice.send("caf\u00e9 \u4f60".encode() + b"\xff\xff\xe5\xa5\xbd\n")
+        alice.send(b"a\xff\xfa\x18\x00xterm\xff\xf0b\n")
+        # Any other invalid UTF-8 is still refused.
+        alice.send(b"\xfe\xfd\n", b"\xc3(\n", b"\xed\xa0\x80\n")
+        self.assertEqual(codes(alice.take()), ["bad-encoding"] * 3)
+        self.assertEqual(
+            [parse_line(line).text for line in bob.take()], ["caf\u00e9 \u4f60\u597d", "ab"]
+        )
+        self.assertEqual(self.raw(alice).count(b"\xff"), 0)
+
+    def test_options_are_refused_and_refusals_not_answered(self) -> None:
+        chat = self.make_chat()
+        client = chat.connect()
+        client.take()
+        client.send(b"\xff\xfd\x1f\xff\xfb\x01\xff\xfc\x03\xff\xfe\x05")
+        self.assertEqual(self.raw(client), b"\xff\xfc\x1f\xff\xfe\x01")
+
+    def test_a_client_that_sends_no_telnet_never_gets_any(self) -> None:
+        chat = self.make_chat()
+        nc = chat.in_room("bob")
+        telnet = chat.in_room("alice")
+        telnet.send(b"hi\n" + CTRL_C + b"\xff\xfd\x01/who\n")
+        nc.send(b"/who\n", b"\xfe\xc3\n", b"x" * 3000 + b"\n", b"/help\n", b"bye\n")
+        self.assertIn(WILL_TIMING_MARK, self.raw(telnet))
+        out = self.raw(nc)
+        self.assertNotIn(b"\xff", out)
+        self.assertIn(b"MSG general ", out)
+
+
+class CleanedCommandTests(_ChatTestCase):
+    """
+    A line is cleaned before it is classified: a control character in front
+    of a command does not make it a message.
+    """
+
+    def test_in_a_room(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        alice = chat.in_room("alice")
+        bob.take()
+        alice.send("\x07/who", "\x1b[31m//slash", "\x07\x1b[2J/leave")
+        self.assertEqual(
+            alice.take()[:3], ["MEMBER general bob", "MEMBER general alice", "END members general"]
+        )
+        said = bob.take()
+        self.assertEqual([parse_line(line).tag for line in said], ["MSG", "PART"])
+        self.assertEqual(parse_line(said[0]).text, "/slash")
+        self.assertIs(alice.protocol.state, State.LOBBY)
+        alice.send("general", "\x07exit")
+        self.assertEqual(alice.take()[-1], "BYE :Goodbye")
+
+    def test_in_the_lobby(self) -> None:
+        chat = self.make_chat()
+        alice = chat.user("alice")
+        alice.send("\x07/rooms", "\x1b[Ageneral", "\x07/leave", "\x07create Lounge", "\x07/who")
+        self.assertEqual(
+            alice.take(),
+            [
+                "ROOM general 0",
+                "END rooms",
+                "OK join general",
+                "END history general",
+                "OK leave general",
+                "OK create Lounge",
+                "OK join Lounge",
+                "END history Lounge",
+                "MEMBER Lounge alice",
+                "END members Lounge",
+            ],
+        )
+
+    def test_before_login(self) -> None:
+        chat = self.make_chat()
+        client = chat.connect()
+        client.take()
+        client.send("\x07/register alice password1")
+        self.assertEqual(client.take()[0], "OK register alice")
+        other = chat.connect()
+        other.take()
+        other.send("\x07login", "\x07alice", "\x07/quit")
+        self.assertEqual(
+            other.take(),
+            ["PROMPT username :user name:", "PROMPT password :password:", "BYE :Goodbye"],
+        )
+
+    def test_passwords_stay_as_typed(self) -> None:
+        chat = self.make_chat()
+        client = chat.connect()
+        client.send("register", "\x07alice", "pass\x07word1")
+        self.assertEqual(client.take()[-3], "OK register alice")
+        for line in ("\x07/login alice pass\x07word1", "/login alice pass\x07word1"):
+            client = chat.connect()
+            client.send(line)
+            self.assertIn("OK login alice", client.take(), repr(line))
+        client = chat.connect()
+        client.send("\x07/login alice password1")
+        self.assertEqual(codes(client.take()), ["bad-credentials"])
+
+
+#: The HTTP request of issue 10: a web page can make a browser send it.
+WEB_SPAM = (
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 62\r\n\r\n"
+    b"/register webspam password123\n/join general\nhello from a web page\n"
+)
+
+
+class HTTPTests(_ChatTestCase):
+    """
+    A connection that speaks HTTP is closed before any of it runs.
+    """
+
+    def test_a_web_page_cannot_register_or_post(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        client = chat.connect(lingering=True)
+        client.take()
+        with capturedLogs() as events:
+            client.send(WEB_SPAM)
+        self.assertEqual(client.transport.value(), b"")
+        self.assertTrue(client.closed)
+        self.assertIs(client.protocol.state, State.CLOSED)
+        self.assertNotIn("webspam", (chat.data / "users.txt").read_text())
+        self.assertEqual(bob.take(), [])
+        warned = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual(len(warned), 1, events)
+        self.assertEqual(warned[0]["peer"], "127.0.0.1:40000")
+
+    def test_request_lines(self) -> None:
+        for line in (
+            "GET /x HTTP/1.0",
+            "OPTIONS * HTTP/1.1",
+            "PRI * HTTP/2.0",
+            "PUT /a?b=c HTTP/1.1",
+        ):
+            chat = self.make_chat()
+            client = chat.connect()
+            client.take()
+            client.send(line.encode() + b"\r\n/help\n")
+            self.assertEqual(client.take(), [], line)
+            self.assertTrue(client.closed, line)
+
+    def test_headers_before_login(self) -> None:
+        for lines in (["Host: x"], ["login", "user-agent: curl/8"], ["Origin: http://a"]):
+            chat = self.make_chat()
+            client = chat.connect()
+            client.take()
+            client.send(*lines)
+            self.assertTrue(client.closed, lines)
+        # A password is anything; after login, a header is just a message.
+        chat = self.make_chat()
+        chat.user("alice", "Host: abcdef")
+        client = chat.connect()
+        client.send("login", "alice", "Host: abcdef", "/join general", "Host: x")
+        self.assertTrue(client.take()[-1].endswith(" alice :Host: x"))
+        self.assertFalse(client.closed)
+
+        # Nor is anything that merely resembles HTTP.
+        client = chat.connect()
+        client.take()
+        client.send("GET / HTTP", "get / http/1.1", "Hostname: x", "host")
+        self.assertEqual(codes(client.take()), ["bad-state"] * 4)
+        self.assertFalse(client.closed)
+
+
+class InvisibleMessageTests(_ChatTestCase):
+    """
+    A message with nothing visible in it is dropped like a blank line.
+    """
+
+    def test_invisible_messages_are_dropped(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        alice = chat.in_room("alice")
+        bob.take()
+        for char in INVISIBLE:
+            alice.send(char, f" {char}{char}\t")
+            chat.clock.advance(1)
+        self.assertEqual(alice.take(), [])
+        self.assertEqual(bob.take(), [])
+        # Messages with visible text keep them.
+        texts = [
+            "\u200f\u05e9\u05dc\u05d5\u05dd",  # Hebrew after a right-to-left mark
+            "\u0645\u0631\u062d\u0628\u0627\u061c 42",  # Arabic, an Arabic letter mark
+            "\U0001f469\u200d\U0001f4bb",  # an emoji ZWJ sequence
+            "\u2764\ufe0f",
+            "a\u00a0b\u3000c\u200bd\u2060e\ufeff",
+        ]
+        alice.send(*texts)
+        self.assertEqual([parse_line(line).text for line in bob.take()], texts)
+
+
+class SilentConnectionTests(_ChatTestCase):
+    """
+    A connection that never sends a byte (a load balancer's health check)
+    is logged at debug level; the others as before.
+    """
+
+    def levels(self, events: list[Any]) -> list[tuple[LogLevel, str]]:
+        return [
+            (e["log_level"], e["log_format"])
+            for e in events
+            if "Connection from" in e["log_format"]
+        ]
+
+    def test_a_silent_connection_is_debug(self) -> None:
+        chat = self.make_chat()
+        with capturedLogs() as events:
+            client = chat.connect()
+            client.transport.loseConnection()
+        self.assertEqual(
+            self.levels(events),
+            [
+                (LogLevel.debug, "Connection from {peer}"),
+                (LogLevel.debug, "Connection from {peer} closed ({user})"),
+            ],
+        )
+        # One that speaks is logged at info, from its first byte.
+        with capturedLogs() as events:
+            client = chat.connect()
+            client.send("/help")
+            client.transport.loseConnection()
+        self.assertEqual(
+            self.levels(events)[1:],
+            [
+                (LogLevel.info, "Connection from {peer}"),
+                (LogLevel.info, "Connection from {peer} closed ({user})"),
+            ],
+        )
+        self.assertEqual(events[-1]["peer"], "127.0.0.1:40000")
 
 
 class RoomTests(_ChatTestCase):
