@@ -389,7 +389,9 @@ class ChatProtocol(LineReceiver):
         """
         Answer and remove the telnet commands in C{data} (see L{chat.telnet}).
         """
-        data, replies, self._telnet, abandon = telnet.split_commands(self._telnet + data)
+        data, replies, self._telnet, abandon = telnet.split_commands(
+            self._telnet + data, self._buffer[-3:]
+        )
         if replies:
             self.write(replies)
         if abandon:

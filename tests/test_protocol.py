@@ -16,7 +16,7 @@ from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
 from tests.helpers import Chat, Client, HeldRunner, temp_dir
 from tests.test_guard import INVISIBLE
-from tests.test_telnet import CTRL_C, WILL_TIMING_MARK
+from tests.test_telnet import CJK, CTRL_C, TELNET_CJK, WILL_TIMING_MARK
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -433,6 +433,15 @@ class TelnetTests(_ChatTestCase):
         out = self.raw(alice)
         self.assertTrue(out.startswith(WILL_TIMING_MARK), out)
         self.assertEqual(out[len(WILL_TIMING_MARK) :].decode().split("\n")[-2], "END help")
+
+    def test_cjk_text_mangled_by_telnet(self) -> None:
+        chat = self.make_chat()
+        bob = chat.in_room("bob")
+        alice = chat.in_room("alice")
+        bob.take()
+        alice.send(TELNET_CJK)
+        self.assertEqual(self.raw(alice).count(WILL_TIMING_MARK), 3)
+        self.assertEqual([parse_line(line).text for line in bob.take()], [CJK])
 
     def test_a_literal_ff_and_subnegotiations_are_no_part_of_a_line(self) -> None:
         chat = self.make_chat()

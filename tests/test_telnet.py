@@ -12,6 +12,16 @@ from chat.telnet import split_commands
 #: What telnet sends for Ctrl-C: IAC IP, then IAC DO TIMING-MARK.
 CTRL_C = b"\xff\xf4\xff\xfd\x06"
 WILL_TIMING_MARK = b"\xff\xfb\x06"
+#: What telnet sent for a line typed as "\u4f60\u597d\uff0c\u4e16\u754c \u00ff
+#: \u30c6\u30b9\u30c8 \ud55c\uad6d\uc5b4": the bytes 0x83 and 0x9C, which are
+#: Ctrl-C and Ctrl-\\ with the high bit set, went as IAC IP and IAC BRK,
+#: each with IAC DO TIMING-MARK.
+TELNET_CJK = (
+    b"\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c \xc3\xbf \xe3\xff\xf4\xff\xfd"
+    b"\x06\x86\xe3\x82\xb9\xe3\xff\xf4\xff\xfd\x06\x88 \xed\x95\xff\xf3\xff\xfd\x06\xea\xb5\xad"
+    b"\xec\x96\xb4\r\n"
+)
+CJK = "\u4f60\u597d\uff0c\u4e16\u754c \u00ff \u30c6\u30b9\u30c8 \ud55c\uad6d\uc5b4"
 
 
 def feed(*reads: bytes) -> tuple[bytes, bytes, bool]:
@@ -42,6 +52,21 @@ class SplitCommandsTests(SynchronousTestCase):
             split_commands(b"one\nhalf" + CTRL_C + b"two\n"),
             (b"one\ntwo\n", WILL_TIMING_MARK, b"", False),
         )
+
+    def test_bytes_telnet_took_for_keys_are_put_back(self) -> None:
+        self.assertEqual(
+            split_commands(TELNET_CJK), (CJK.encode() + b"\r\n", WILL_TIMING_MARK * 3, b"", False)
+        )
+        # 0x8F and 0x9A (Ctrl-O and Ctrl-Z) go as IAC AO and IAC SUSP.
+        captured = b"A\xc3\xff\xf5\xff\xfd\x06B\xc3\xff\xed\xff\xfd\x06C\r\n"
+        self.assertEqual(split_commands(captured)[0].decode(), "A\u00cfB\u00daC\r\n")
+        # The lead byte may have come in the read before.
+        self.assertEqual(
+            split_commands(b"\xff\xf4\x86", before=b"ab\xe3"), (b"\x83\x86", b"", b"", False)
+        )
+        # An interrupt after a whole character is one.
+        self.assertEqual(split_commands(b"\xc3\xa9\xff\xf4"), (b"", b"", b"", True))
+        self.assertEqual(split_commands(b"\xff\xf4", before=b"\xe3\x83\x86"), (b"", b"", b"", True))
 
     def test_other_ways_to_abandon_a_line(self) -> None:
         for command in (b"\xf3", b"\xee", b"\xf8"):  # BRK, ABORT, EL
