@@ -222,7 +222,11 @@ class ChatProtocol(LineReceiver):
     def _timed_out(self) -> None:
         self._login_timer = None
         if self.user is None and self.state is not State.CLOSED:
-            self.log.info("{peer} did not log in in time", peer=self.peer)
+            self.log.emit(
+                LogLevel.debug if self._silent else LogLevel.info,
+                "{peer} did not log in in time",
+                peer=self.peer,
+            )
             self._bye("login timed out")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

@@ -665,6 +665,12 @@ class SilentConnectionTests(_ChatTestCase):
                 (LogLevel.debug, "Connection from {peer} closed ({user})"),
             ],
         )
+        # Nor does a login timeout make it an info line.
+        with capturedLogs() as events:
+            client = chat.connect()
+            chat.clock.advance(60)
+        self.assertTrue(client.closed)
+        self.assertEqual({e["log_level"] for e in events}, {LogLevel.debug})
         # One that speaks is logged at info, from its first byte.
         with capturedLogs() as events:
             client = chat.connect()
