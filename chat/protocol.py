@@ -23,7 +23,7 @@ from twisted.internet import tcp
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
@@ -52,6 +52,7 @@ from chat.guard import (
 )
 from chat.interfaces import IAccountStore, IChatUser, NameTaken
 from chat.lines import ErrorCode, format_line
+from chat.quiet import SilentTally
 from chat.service import ChatRealm, ChatService, ChatUser, Room
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
@@ -144,7 +145,8 @@ class ChatProtocol(LineReceiver):
         self._closed: Deferred[None] | None = None
         self.address: str | None = None
         #: Until the client's first byte: such a connection (a load
-        #: balancer's health check, a port scan) is logged at debug level.
+        #: balancer's health check, a port scan) is only counted
+        #: (L{chat.quiet.SilentTally}), not logged.
         self._silent = True
         #: The start of a telnet command cut off at the end of a read.
         self._telnet = b""
@@ -187,7 +189,6 @@ class ChatProtocol(LineReceiver):
         # Behind a load balancer (--port haproxy:...), who the client is
         # comes in the PROXY header, before its first line.
         if not isinstance(transport, HAProxyProtocolWrapper):
-            self.log.debug("Connection from {peer}", peer=self.peer)
             self._arrived()
         limits = factory.limits
         if limits.login_timeout and self.state is not State.CLOSED:
@@ -222,11 +223,8 @@ class ChatProtocol(LineReceiver):
     def _timed_out(self) -> None:
         self._login_timer = None
         if self.user is None and self.state is not State.CLOSED:
-            self.log.emit(
-                LogLevel.debug if self._silent else LogLevel.info,
-                "{peer} did not log in in time",
-                peer=self.peer,
-            )
+            if not self._silent:
+                self.log.info("{peer} did not log in in time", peer=self.peer)
             self._bye("login timed out")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -240,12 +238,14 @@ class ChatProtocol(LineReceiver):
         self._stop_login_timer()
         if self._logout is not None:
             self._log_out()
-        self.log.emit(
-            LogLevel.debug if self._silent else LogLevel.info,
-            "Connection from {peer} closed ({user})",
-            peer=self.peer,
-            user=self.user.name if self.user else "not logged in",
-        )
+        if self._silent:
+            factory.silent.closed(self.peer)
+        else:
+            self.log.info(
+                "Connection from {peer} closed ({user})",
+                peer=self.peer,
+                user=self.user.name if self.user else "not logged in",
+            )
         if self._closed is not None:
             d, self._closed = self._closed, None
             d.callback(None)
@@ -812,6 +812,7 @@ class ChatFactory(Factory):
         credentials checker cannot add any (registration closed).
     @ivar limits: The bounds each connection lives within.
     @ivar pending_logins: How many bcrypt jobs are queued or running.
+    @ivar silent: Counts the connections that closed without a word.
     """
 
     protocol = ChatProtocol  # type: ignore[assignment]
@@ -834,6 +835,7 @@ class ChatFactory(Factory):
         self.addresses = AddressPolicy(limits.exempt)
         self.throttle = LoginThrottle(clock)
         self.pending_logins = 0
+        self.silent = SilentTally(clock)
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)

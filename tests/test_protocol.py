@@ -642,46 +642,59 @@ class InvisibleMessageTests(_ChatTestCase):
 
 class SilentConnectionTests(_ChatTestCase):
     """
-    A connection that never sends a byte (a load balancer's health check)
-    is logged at debug level; the others as before.
+    Connections that never send a byte (a load balancer's health check)
+    are counted, and the count logged once an hour; the others are logged
+    as before.
     """
 
-    def levels(self, events: list[Any]) -> list[tuple[LogLevel, str]]:
+    def connection_lines(self, events: list[Any]) -> list[str]:
         return [
-            (e["log_level"], e["log_format"])
+            e["log_format"]
             for e in events
-            if "Connection from" in e["log_format"]
+            if "Connection" in e["log_format"]
+            or "connections" in e["log_format"]
+            or "in time" in e["log_format"]
         ]
 
-    def test_a_silent_connection_is_debug(self) -> None:
+    def test_silent_connections_are_counted(self) -> None:
         chat = self.make_chat()
         with capturedLogs() as events:
             client = chat.connect()
             client.transport.loseConnection()
-        self.assertEqual(
-            self.levels(events),
-            [
-                (LogLevel.debug, "Connection from {peer}"),
-                (LogLevel.debug, "Connection from {peer} closed ({user})"),
-            ],
-        )
-        # Nor does a login timeout make it an info line.
+        # The first is named, with a word on what happens to the next ones.
+        [first] = self.connection_lines(events)
+        self.assertIn("closed without sending anything", first)
+        self.assertEqual(events[-1]["peer"], "127.0.0.1:40000")
+        # A health check every 5 s for an hour: not one line until the hour
+        # is over, then one line with the count.
+        with capturedLogs() as events:
+            for _ in range(719):
+                chat.clock.advance(5)
+                chat.connect().transport.loseConnection()
+        self.assertEqual(self.connection_lines(events), [])
+        with capturedLogs() as events:
+            chat.clock.advance(5)
+            chat.connect().transport.loseConnection()
+        [summary] = self.connection_lines(events)
+        self.assertIn("closed without sending anything in the last", summary)
+        self.assertEqual(events[-1]["count"], 720)
+        self.assertEqual(events[-1]["minutes"], 60)
+        # Nor does a login timeout make a line of its own.
         with capturedLogs() as events:
             client = chat.connect()
             chat.clock.advance(60)
         self.assertTrue(client.closed)
-        self.assertEqual({e["log_level"] for e in events}, {LogLevel.debug})
-        # One that speaks is logged at info, from its first byte.
+        self.assertEqual(self.connection_lines(events), [])
+
+    def test_a_connection_that_speaks_is_logged(self) -> None:
+        chat = self.make_chat()
         with capturedLogs() as events:
             client = chat.connect()
             client.send("/help")
             client.transport.loseConnection()
         self.assertEqual(
-            self.levels(events)[1:],
-            [
-                (LogLevel.info, "Connection from {peer}"),
-                (LogLevel.info, "Connection from {peer} closed ({user})"),
-            ],
+            self.connection_lines(events),
+            ["Connection from {peer}", "Connection from {peer} closed ({user})"],
         )
         self.assertEqual(events[-1]["peer"], "127.0.0.1:40000")
 
