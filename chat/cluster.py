@@ -250,6 +250,8 @@ class RedisBackend:
     """
 
     log = Logger()
+    #: What the log calls it when it is unavailable.
+    label = "Redis"
 
     def __init__(
         self,

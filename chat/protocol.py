@@ -41,7 +41,7 @@ from chat.commands import (
     valid_name,
 )
 from chat.guard import AddressPolicy, Limits, LoginThrottle, SendQueue, TokenBucket, clean_text
-from chat.interfaces import IAccountStore, IChatUser, NameTaken
+from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.lines import ErrorCode, format_line
 from chat.service import ChatRealm, ChatService, ChatUser, Room
 
@@ -558,6 +558,7 @@ class ChatProtocol(LineReceiver):
         self._logout = _OWN_LOGOUT if logout == user.logout else logout
         self.state = State.LOBBY
         self.factory.throttle.succeeded("user:" + user.key)
+        self.factory.service.outage.over()
         self._stop_login_timer()
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
@@ -570,11 +571,16 @@ class ChatProtocol(LineReceiver):
         if self.state is State.CLOSED:
             return
         self.state = State.AUTH
+        outage = self.factory.service.outage
         if not failure.check(UnauthorizedLogin):
-            self.log.failure("Login as {user} failed", failure, user=name)
+            if failure.check(StoreUnavailable):
+                outage.refuse("logins", 1, failure.value, action="check logins", who="users")
+            else:
+                self.log.failure("Login as {user} failed", failure, user=name)
             self.error(ErrorCode.UNAVAILABLE, "cannot check accounts right now; try again")
             self._resume()
             return
+        outage.over()
         self.log.info("Failed login as {user} from {peer}", user=name, peer=self.peer)
         delay = self.factory.throttle.failed(self._throttle_keys(name))
 
@@ -599,6 +605,12 @@ class ChatProtocol(LineReceiver):
         if failure.check(NameTaken):
             self.error(ErrorCode.NAME_TAKEN, "that name is taken")
         else:
+            if failure.check(StoreUnavailable):
+                self.factory.service.outage.refuse(
+                    "registrations", 1, failure.value, action="add accounts", who="users"
+                )
+            else:
+                self.log.failure("Registration failed", failure)
             self.error(ErrorCode.UNAVAILABLE, "cannot store the account right now; try again")
         self.state = State.AUTH
         self._resume()
