@@ -412,6 +412,8 @@ class ChatProtocol(LineReceiver):
 
         @raise CommandError: The line is not a command here.
         """
+        if not self.factory.service.started:
+            return self._not_ready(line)
         state = self.state
         if state is State.PASSWORD:
             if line.strip(" \t").lower() in ("/quit", "exit"):
@@ -437,6 +439,17 @@ class ChatProtocol(LineReceiver):
             raise CommandError(ErrorCode.BAD_STATE, _why_not(verb, state))
         args = command.args if command is not None else parse_args(verb, rest)
         handler(self, *args)
+
+    def _not_ready(self, line: str) -> None:
+        """
+        Before the rooms are loaded (from Redis, which may not answer yet)
+        a client is greeted but can do nothing except leave: it is told
+        so, rather than left waiting in silence.
+        """
+        if line.strip(" \t").lower() in ("/quit", "exit"):
+            self.do_quit()
+        else:
+            self.error(ErrorCode.UNAVAILABLE, "starting up; try again shortly")
 
     # AUTH
 

@@ -212,6 +212,8 @@ class ChatService(Service):
     Holds the rooms and the connections, and keeps the backend in step.
 
     @ivar ready: Fires once the backend has loaded the rooms.
+    @ivar started: Whether C{ready} has fired: until then connections are
+        answered C{ERR unavailable}.
     @ivar outage: Says when the store is unavailable, once per outage.
     """
 
@@ -237,6 +239,7 @@ class ChatService(Service):
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
         self.ready: Deferred[Any] = Deferred()
+        self.started = False
         self.outage = Outage(getattr(backend, "label", "Storage"))
         self._creating: set[str] = set()
         self._dirty: list[Room] = []
@@ -247,8 +250,13 @@ class ChatService(Service):
         # Called directly: a store that cannot load stops the server here.
         started = self.backend.start(self)
         d = started if isinstance(started, Deferred) else succeed(started)
-        d.addCallback(lambda _: self.log.info("Loaded {count} rooms", count=len(self.rooms)))
+        d.addCallback(self._loaded)
         d.chainDeferred(self.ready)
+
+    def _loaded(self, result: object) -> object:
+        self.started = True
+        self.log.info("Loaded {count} rooms", count=len(self.rooms))
+        return result
 
     def stopService(self) -> Deferred[Any]:
         """

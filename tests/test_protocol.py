@@ -13,8 +13,9 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
-from chat.interfaces import StoreUnavailable
+from chat.interfaces import IChatBackend, IRoomEvents, StoreUnavailable
 from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
 from tests.helpers import Chat, HeldRunner, temp_dir
@@ -661,6 +662,78 @@ class FlowControlTests(_ChatTestCase):
         for i, c in enumerate(clients):
             self.assertEqual(c.take(), ["BYE :server shutting down"], f"client {i}")
             self.assertTrue(c.closed, f"client {i}")
+
+
+@implementer(IChatBackend)
+class LateBackend:
+    """
+    Rooms that are loaded when the test says so, as from a Redis that
+    answers late.
+    """
+
+    def __init__(self) -> None:
+        self.loaded: Deferred[None] = Deferred()
+        self.events: IRoomEvents | None = None
+
+    def start(self, events: IRoomEvents) -> Deferred[None]:
+        self.events = events
+        return self.loaded
+
+    def load(self) -> None:
+        assert self.events is not None
+        self.events.room_loaded("general", [], ())
+        self.loaded.callback(None)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        return succeed(None)
+
+    def publish(self, room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
+        assert self.events is not None
+        self.events.messages_stored(room, messages)
+        return succeed(None)
+
+    def entered(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_joined(room, user, timestamp)
+
+    def left(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_parted(room, user, timestamp)
+
+    def stop(self) -> None:
+        pass
+
+
+STARTING = "ERR unavailable :starting up; try again shortly"
+
+
+class StartingUpTests(_ChatTestCase):
+    """
+    Connections made before the rooms are loaded are greeted and told to
+    come back, not left waiting.
+    """
+
+    def test_every_line_is_answered_until_the_server_is_ready(self) -> None:
+        backend = LateBackend()
+        chat = self.make_chat(backend=backend)
+        self.assertFalse(chat.service.ready.called)
+        client = chat.connect()
+        self.assertEqual(parse_line(client.take()[0]).tag, "HELLO")
+        lines = ["login", "register", "/register alice password1", "/help", "/rooms", "hello"]
+        client.send(*lines)
+        self.assertEqual(client.take(), [STARTING] * len(lines))
+        backend.load()
+        client.send("/register alice password1")
+        self.assertEqual(client.take(), ["OK register alice", "ROOM general 0", "END rooms"])
+
+    def test_quit_and_exit_still_leave(self) -> None:
+        chat = self.make_chat(backend=LateBackend())
+        for line in ("/quit", "exit", "/QUIT"):
+            client = chat.connect()
+            client.take()
+            client.send(line)
+            self.assertEqual(client.take(), ["BYE :Goodbye"])
+            self.assertTrue(client.closed)
 
 
 class FailingChecker:
