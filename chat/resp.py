@@ -395,7 +395,7 @@ class RedisClient(MultiService):
     def _lost(self, protocol: RedisProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
-            self._down = "lost the connection"
+            self._down = "lost the connection to Redis"
             if self.running:
                 self.log.warn(
                     "{name}: lost the connection to Redis at {address}; reconnecting",

@@ -199,10 +199,15 @@ class Outage:
         """
         if self.refused:
             refused, self.refused = self.refused, {}
+            counts = [
+                f"{count} {what if count != 1 else what.removesuffix('s')}"
+                for what, count in refused.items()
+            ]
             self.log.warn(
-                "{store} available again; {counts} were refused meanwhile",
+                "{store} available again; {counts} {were} refused meanwhile",
                 store=self.store,
-                counts=", ".join(f"{count} {what}" for what, count in refused.items()),
+                counts=", ".join(counts),
+                were="was" if list(refused.values()) == [1] else "were",
             )
 
 

@@ -5,6 +5,7 @@ what crosses processes, one order for everyone, Redis and servers dying.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,6 +231,26 @@ def test_redis_killed_and_restarted_mid_chat(cluster: Cluster) -> None:
     alice.send("after")
     assert messages(bob, 1) == ["alice after"]
     assert messages(alice, 1) == ["alice after"]
+    # The outage was logged once, and its end once.
+    one.wait_for("available again", since[0])
+    said = [
+        line.split("] ", 1)[1]
+        for line in one.output[since[0] :]
+        if "unavailable" in line or "available again" in line
+    ]
+    assert len(said) == 2
+    # Why: the connection went, or the first retry found nobody listening.
+    assert re.fullmatch(
+        r"Redis unavailable: cannot store messages \((lost the connection to Redis|"
+        r"connection refused)\); senders get ERR unavailable",
+        said[0],
+    )
+    # "during"; and "before" too when Redis died between showing it and
+    # answering its sender (see the README).
+    assert said[1] in (
+        "Redis available again; 1 message was refused meanwhile",
+        "Redis available again; 2 messages were refused meanwhile",
+    )
     # What was acknowledged before Redis died is still there.
     carol = user(two, "carol")
     carol.send("/join general")

@@ -824,6 +824,19 @@ class OutageLogTests(_ChatTestCase):
         )
         self.assertFalse([e for e in events if "log_failure" in e])
 
+    def test_one_refused_message(self) -> None:
+        chat = self.make_chat()
+        alice = chat.in_room("alice")
+        with capturedLogs() as events:
+            with mock.patch.object(chat.store, "append", side_effect=StoreUnavailable("full")):
+                alice.send("lost")
+                alice.take()
+            alice.send("back")
+            alice.take()
+        self.assertEqual(
+            warnings(events)[-1], "Storage available again; 1 message was refused meanwhile"
+        )
+
     def test_a_bug_is_still_logged_with_its_traceback(self) -> None:
         checker = FailingChecker()
         checker.error = RuntimeError("a bug")
