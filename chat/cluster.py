@@ -250,6 +250,8 @@ class RedisBackend:
     """
 
     log = Logger()
+    #: What the log calls it when it is unavailable.
+    label = "Redis"
 
     def __init__(
         self,
@@ -370,6 +372,16 @@ class RedisBackend:
     def _commands_up(self) -> None:
         self._resync_presence = True
         self._pulse()
+        self._ready_if_up()
+
+    def _ready_if_up(self) -> None:
+        """
+        Ready once the rooms are loaded and commands can be sent: the two
+        connections come up independently, and a server that says it is
+        ready must be able to log users in.
+        """
+        if self._last_id is not None and self.commands.connected and not self._loaded.called:
+            self._loaded.callback(None)
 
     def _pulse(self) -> None:
         """
@@ -477,8 +489,7 @@ class RedisBackend:
                 self.accounts.known.update(users)
             self._last_id = last_id
             self._seen = added if added >= 0 else None
-            if not self._loaded.called:
-                self._loaded.callback(None)
+            self._ready_if_up()
             self._read()
 
         return d.addCallback(loaded)

@@ -50,7 +50,7 @@ from chat.guard import (
     clean_text,
     has_visible,
 )
-from chat.interfaces import IAccountStore, IChatUser, NameTaken
+from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.lines import ErrorCode, format_line
 from chat.quiet import SilentTally
 from chat.service import ChatRealm, ChatService, ChatUser, Room
@@ -469,6 +469,8 @@ class ChatProtocol(LineReceiver):
 
         @raise CommandError: The line is not a command here.
         """
+        if not self.factory.service.started:
+            return self._not_ready(line)
         state = self.state
         # What a line is, is decided on its cleaned text: a control
         # character in front of a command must not make it a message.
@@ -500,6 +502,17 @@ class ChatProtocol(LineReceiver):
             raise CommandError(ErrorCode.BAD_STATE, _why_not(verb, state))
         args = command.args if command is not None else parse_args(verb, rest)
         handler(self, *args)
+
+    def _not_ready(self, line: str) -> None:
+        """
+        Before the rooms are loaded (from Redis, which may not answer yet)
+        a client is greeted but can do nothing except leave: it is told
+        so, rather than left waiting in silence.
+        """
+        if line.strip(" \t").lower() in ("/quit", "exit"):
+            self.do_quit()
+        else:
+            self.error(ErrorCode.UNAVAILABLE, "starting up; try again shortly")
 
     # AUTH
 
@@ -621,6 +634,7 @@ class ChatProtocol(LineReceiver):
         self._logout = _OWN_LOGOUT if logout == user.logout else logout
         self.state = State.LOBBY
         self.factory.throttle.succeeded("user:" + user.key)
+        self.factory.service.outage.over()
         self._stop_login_timer()
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
@@ -633,11 +647,16 @@ class ChatProtocol(LineReceiver):
         if self.state is State.CLOSED:
             return
         self.state = State.AUTH
+        outage = self.factory.service.outage
         if not failure.check(UnauthorizedLogin):
-            self.log.failure("Login as {user} failed", failure, user=name)
+            if failure.check(StoreUnavailable):
+                outage.refuse("logins", 1, failure.value, action="check logins", who="users")
+            else:
+                self.log.failure("Login as {user} failed", failure, user=name)
             self.error(ErrorCode.UNAVAILABLE, "cannot check accounts right now; try again")
             self._resume()
             return
+        outage.over()
         self.log.info("Failed login as {user} from {peer}", user=name, peer=self.peer)
         delay = self.factory.throttle.failed(self._throttle_keys(name))
 
@@ -662,6 +681,12 @@ class ChatProtocol(LineReceiver):
         if failure.check(NameTaken):
             self.error(ErrorCode.NAME_TAKEN, "that name is taken")
         else:
+            if failure.check(StoreUnavailable):
+                self.factory.service.outage.refuse(
+                    "registrations", 1, failure.value, action="add accounts", who="users"
+                )
+            else:
+                self.log.failure("Registration failed", failure)
             self.error(ErrorCode.UNAVAILABLE, "cannot store the account right now; try again")
         self.state = State.AUTH
         self._resume()

@@ -15,21 +15,25 @@ that chose this.
 
 from __future__ import annotations
 
+import os
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import hiredis
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.application.service import MultiService
+from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer, provider
 
 from chat.interfaces import StoreUnavailable
 
@@ -70,6 +74,13 @@ class RedisAddress:
         if self.path is not None:
             return UNIXClientEndpoint(reactor, self.path)
         return HostnameEndpoint(reactor, self.host, self.port)
+
+    @property
+    def where(self) -> str:
+        """
+        The host and port (or the socket's path), for the logs.
+        """
+        return self.path if self.path is not None else f"{self.host}:{self.port}"
 
     def __str__(self) -> str:
         # Never the password: this goes to the logs.
@@ -177,10 +188,71 @@ class RedisProtocol(Protocol):
             d.errback(StoreUnavailable("lost the connection to Redis"))
 
 
+def describe_failure(failure: Failure) -> str:
+    """
+    Why a connection attempt failed, in the few words an operator needs.
+    """
+    if failure.check(error.ConnectionRefusedError):
+        return "connection refused"
+    if failure.check(error.DNSLookupError):
+        return "unknown host"
+    if failure.check(error.TimeoutError, error.TCPTimedOutError):
+        return "connection timed out"
+    if failure.check(error.NoRouteError):
+        return "no route to host"
+    value = failure.value
+    if isinstance(value, error.ConnectError) and isinstance(value.osError, int):
+        # An errno: a Unix socket's path that does not exist, say.
+        return os.strerror(value.osError).lower()
+    return failure.getErrorMessage()
+
+
+@implementer(IStreamClientEndpoint)
+class _Attempts:
+    """
+    The endpoint to Redis, remembering why the last attempt failed: the
+    retry policy is told only how many attempts failed, and says why.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self.endpoint = endpoint
+        self.failure: Failure | None = None
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[Any]:
+        self.failure = None
+
+        def failed(failure: Failure) -> Failure:
+            self.failure = failure
+            return failure
+
+        d: Deferred[Any] = self.endpoint.connect(factory)
+        return d.addErrback(failed)
+
+
+@provider(ILogObserver)
+def _discard(event: object) -> None:
+    """
+    A log observer that drops everything.
+    """
+
+
+class _QuietClientService(ClientService):
+    """
+    A L{ClientService} that does not log C{Scheduling retry ...} at each
+    attempt: L{RedisClient}'s retry policy logs one line instead, with the
+    reason.
+    """
+
+    _log = Logger(observer=_discard)
+
+
 class RedisClient(MultiService):
     """
-    A connection to Redis that reconnects by itself (with a backoff of at
-    most C{max_delay} seconds) while the service runs.
+    A connection to Redis that reconnects by itself while the service
+    runs, with an exponential backoff (from C{initial_delay} doubling up to
+    C{max_delay} seconds, each delay shortened by up to a fifth at random
+    so that many processes do not retry in step).  Each failed attempt
+    logs one line that says why.
 
     Commands sent while there is no connection fail at once with
     L{StoreUnavailable}: callers answer C{ERR unavailable} rather than
@@ -200,28 +272,60 @@ class RedisClient(MultiService):
         address: RedisAddress,
         name: str = "redis",
         timeout: float = 5.0,
-        max_delay: float = 2.0,
+        max_delay: float = 5.0,
         scripts: Sequence[str] = (),
+        initial_delay: float = 0.25,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
+        """
+        @param jitter: Returns a number in [0, 1): how much of the fifth
+            to take off a delay.
+        """
         super().__init__()
         self.clock: IReactorTime = reactor
         self.address = address
         self.name = name
         self.timeout = timeout
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
         self.scripts = list(scripts)
         self.on_connect: list[Callable[[], object]] = []
         self._protocol: RedisProtocol | None = None
         self._ever_connected = False
+        self._jitter = jitter
+        #: Why there is no connection, for L{StoreUnavailable}'s text.
+        self._down = "not connected yet"
         factory = Factory.forProtocol(lambda: RedisProtocol(self))
-        self._connector = ClientService(
-            address.endpoint(reactor),
-            factory,
-            retryPolicy=backoffPolicy(initialDelay=0.05, maxDelay=max_delay, factor=2.0),
-            clock=reactor,
+        # Not "Starting factory ... Stopping factory" at every attempt.
+        factory.noisy = False
+        self._attempts = _Attempts(address.endpoint(reactor))
+        self._connector = _QuietClientService(
+            self._attempts, factory, retryPolicy=self._retry_delay, clock=reactor
         )
         self._connector.setServiceParent(self)
         self._watchdog = LoopingCall(self._check)
         self._watchdog.clock = reactor
+
+    def _retry_delay(self, attempt: int) -> float:
+        """
+        L{ClientService}'s retry policy: how long to wait after C{attempt}
+        failures in a row, saying why the last attempt failed.  (After a
+        lost connection, which L{_lost} has logged, there is no failed
+        attempt to report.)
+        """
+        base = min(self.initial_delay * 2.0 ** min(attempt - 1, 60), self.max_delay)
+        delay = base * (1 - 0.2 * self._jitter())
+        failure, self._attempts.failure = self._attempts.failure, None
+        if failure is not None:
+            self._down = describe_failure(failure)
+            self.log.warn(
+                "{name}: Redis at {where}: {reason}; retrying in {delay:.2g} s",
+                name=self.name,
+                where=self.address.where,
+                reason=self._down,
+                delay=delay,
+            )
+        return delay
 
     @property
     def connected(self) -> bool:
@@ -246,7 +350,7 @@ class RedisClient(MultiService):
         """
         protocol = self._protocol
         if protocol is None:
-            return fail(StoreUnavailable("Redis is not reachable"))
+            return fail(StoreUnavailable(self._down))
         return protocol.execute(args, self.timeout if timeout is None else timeout)
 
     def _made(self, protocol: RedisProtocol) -> None:
@@ -291,6 +395,7 @@ class RedisClient(MultiService):
     def _lost(self, protocol: RedisProtocol) -> None:
         if self._protocol is protocol:
             self._protocol = None
+            self._down = "lost the connection to Redis"
             if self.running:
                 self.log.warn(
                     "{name}: lost the connection to Redis at {address}; reconnecting",

@@ -33,7 +33,15 @@ from chat.interfaces import (
 )
 from chat.lines import ErrorCode, format_line, format_timestamp
 
-__all__ = ["ChatRealm", "ChatService", "ChatUser", "Connection", "LocalBackend", "Room"]
+__all__ = [
+    "ChatRealm",
+    "ChatService",
+    "ChatUser",
+    "Connection",
+    "LocalBackend",
+    "Outage",
+    "Room",
+]
 
 
 class Connection(Protocol):
@@ -142,12 +150,76 @@ class Room:
         return len(present) + sum(1 for key in self.counts if key not in present)
 
 
+class Outage:
+    """
+    Tells the log once that the store is unavailable, and once that it is
+    back, however many messages, logins and registrations it refused
+    meanwhile: an outage of a few seconds must not write a line per
+    message.  The end is the next thing the store does.
+
+    An outage is expected (Redis restarts, a disk fills up) and users are
+    already told (C{ERR unavailable}), so the lines are warnings with no
+    traceback; anything else that fails is a bug, logged as one by the
+    caller.
+    """
+
+    log = Logger()
+
+    def __init__(self, store: str) -> None:
+        """
+        @param store: What is unavailable, for the log: C{Redis}, C{Storage}.
+        """
+        self.store = store
+        #: How many of each were refused in this outage ({} when there is none).
+        self.refused: dict[str, int] = {}
+
+    def refuse(self, what: str, count: int, error: object, action: str, who: str) -> None:
+        """
+        Count C{count} C{what} (messages, logins, ...) refused for want of
+        the store, saying so the first time in an outage.
+
+        @param action: What cannot be done, e.g. C{store messages}.
+        @param who: Who gets C{ERR unavailable} for it, e.g. C{senders}.
+        """
+        refused = self.refused
+        if what not in refused:
+            refused[what] = 0
+            self.log.warn(
+                "{store} unavailable: cannot {action} ({error}); {who} get ERR unavailable",
+                store=self.store,
+                action=action,
+                error=error,
+                who=who,
+            )
+        refused[what] += count
+
+    def over(self) -> None:
+        """
+        The store did something: if it was out, say it is back.
+        """
+        if self.refused:
+            refused, self.refused = self.refused, {}
+            counts = [
+                f"{count} {what if count != 1 else what.removesuffix('s')}"
+                for what, count in refused.items()
+            ]
+            self.log.warn(
+                "{store} available again; {counts} {were} refused meanwhile",
+                store=self.store,
+                counts=", ".join(counts),
+                were="was" if list(refused.values()) == [1] else "were",
+            )
+
+
 @implementer(IRoomEvents)
 class ChatService(Service):
     """
     Holds the rooms and the connections, and keeps the backend in step.
 
     @ivar ready: Fires once the backend has loaded the rooms.
+    @ivar started: Whether C{ready} has fired: until then connections are
+        answered C{ERR unavailable}.
+    @ivar outage: Says when the store is unavailable, once per outage.
     """
 
     log = Logger()
@@ -172,6 +244,8 @@ class ChatService(Service):
         self.rooms: dict[str, Room] = {}
         self.connections: set[Connection] = set()
         self.ready: Deferred[Any] = Deferred()
+        self.started = False
+        self.outage = Outage(getattr(backend, "label", "Storage"))
         self._creating: set[str] = set()
         self._dirty: list[Room] = []
         self._flush_call: IDelayedCall | None = None
@@ -181,8 +255,13 @@ class ChatService(Service):
         # Called directly: a store that cannot load stops the server here.
         started = self.backend.start(self)
         d = started if isinstance(started, Deferred) else succeed(started)
-        d.addCallback(lambda _: self.log.info("Loaded {count} rooms", count=len(self.rooms)))
+        d.addCallback(self._loaded)
         d.chainDeferred(self.ready)
+
+    def _loaded(self, result: object) -> object:
+        self.started = True
+        self.log.info("Loaded {count} rooms", count=len(self.rooms))
+        return result
 
     def stopService(self) -> Deferred[Any]:
         """
@@ -359,19 +438,22 @@ class ChatService(Service):
         room.pending = []
         room.senders = []
         d: Deferred[Any] = self.backend.publish(room.name, pending)  # type: ignore[assignment]
-        d.addErrback(self._not_stored, room.name, len(pending), senders)
+        d.addCallbacks(
+            self._stored, self._not_stored, errbackArgs=(room.name, len(pending), senders)
+        )
+
+    def _stored(self, result: object) -> None:
+        if self.outage.refused:
+            self.outage.over()
 
     def _not_stored(self, failure: Failure, room: str, count: int, senders: list[ChatUser]) -> None:
-        if not failure.check(StoreUnavailable):
-            self.log.failure(
-                "Could not store {count} messages in {room}", failure, count=count, room=room
+        if failure.check(StoreUnavailable):
+            self.outage.refuse(
+                "messages", count, failure.value, action="store messages", who="senders"
             )
         else:
-            self.log.error(
-                "Could not store {count} messages in {room}: {error}",
-                count=count,
-                room=room,
-                error=failure.value,
+            self.log.failure(
+                "Could not store {count} messages in {room}", failure, count=count, room=room
             )
         for sender in senders:
             sender.connection.error(
@@ -387,6 +469,8 @@ class LocalBackend:
     """
 
     log = Logger()
+    #: What the log calls it when it is unavailable.
+    label = "Storage"
 
     def __init__(self, store: IChatStore, clock: IReactorTime, sync_interval: float = 5.0) -> None:
         self.store = store

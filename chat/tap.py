@@ -22,13 +22,10 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.cred.strcred import AuthOptionMixin
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
-from zope.interface import implementer
 
 from chat.auth import BcryptFileChecker
 from chat.cluster import RedisAccounts, RedisBackend
@@ -234,41 +231,6 @@ class CleanExitService(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
-@implementer(IStreamServerEndpoint)
-class HeldEndpoint:
-    """
-    An endpoint whose ports take no connection before the rooms are
-    loaded (from files that is at once; from Redis, once it answers):
-    whoever connects must find them.  The ports still bind when twistd
-    binds, before it drops privileges, so ports below 1024 work as
-    before; connections made meanwhile wait in the kernel's backlog.
-    """
-
-    def __init__(self, endpoint: IStreamServerEndpoint, ready: Deferred[Any]) -> None:
-        self.endpoint = endpoint
-        self.held: list[Any] = []
-        self.open = False
-        ready.addCallback(self._open)
-
-    def listen(self, factory: Any) -> Deferred[Any]:
-        def hold(port: Any) -> Any:
-            if not self.open and hasattr(port, "stopReading"):
-                port.stopReading()
-                self.held.append(port)
-            return port
-
-        d: Deferred[Any] = self.endpoint.listen(factory)
-        return d.addCallback(hold)
-
-    def _open(self, result: object) -> object:
-        self.open = True
-        held, self.held = self.held, []
-        for port in held:
-            if port.connected:
-                port.startReading()
-        return result
-
-
 _niced = threading.local()
 
 
@@ -356,8 +318,10 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         ),
     )
     for description in options["ports"]:
-        endpoint = HeldEndpoint(serverFromString(reactor, description), chat.ready)
-        port = StreamServerEndpointService(endpoint, factory)
+        # Ports bind (and take connections) at once, before twistd drops
+        # privileges; until the rooms are loaded clients are answered
+        # ERR unavailable (ChatService.started).
+        port = StreamServerEndpointService(serverFromString(reactor, description), factory)
         # As strports.service does: a port that cannot bind stops the start.
         port._raiseSynchronously = True
         port.setServiceParent(top)

@@ -46,7 +46,12 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
         self._logged = threading.Condition()
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, ready: bool = True) -> None:
+        """
+        @param ready: Wait until the rooms are loaded (before that, every
+            line is answered C{ERR unavailable}).
+        """
+        since = len(self.output)
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [
@@ -82,6 +87,8 @@ class ServerProcess:
         # handlers); a HELLO proves the reactor is running.
         with socket.create_connection((self.host, self.port), timeout=timeout) as probe:
             assert probe.makefile("rb").readline().startswith(b"HELLO ")
+        if ready:
+            self.wait_for(r"Loaded \d+ rooms", since, timeout)
 
     def _drain(self, process: subprocess.Popen[str], ports: queue.Queue[int]) -> None:
         assert process.stdout is not None

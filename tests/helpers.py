@@ -129,11 +129,15 @@ class Chat:
         limits: Limits | None = None,
         run: Any = run_inline,
         checker: Any = None,
+        backend: Any = None,
     ) -> None:
+        """
+        @param backend: Where the rooms live, if not in files under C{data}.
+        """
         self.data = data
         self.clock = Clock()
         self.store = FileChatStore(data, run=run_inline)
-        self.service = ChatService(self.store, self.clock, history=history)
+        self.service = ChatService(backend or self.store, self.clock, history=history)
         self.service.startService()
         if checker is None:
             checker = BcryptFileChecker(data / "users.txt", rounds=4, run=run)

@@ -5,6 +5,7 @@ what crosses processes, one order for everyone, Redis and servers dying.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from chat.lines import parse_line
 from tests.conftest import ServerProcess, SocketClient
-from tests.redis_server import RedisProcess
+from tests.redis_server import RedisProcess, require_redis
 
 
 class Cluster:
@@ -230,6 +231,26 @@ def test_redis_killed_and_restarted_mid_chat(cluster: Cluster) -> None:
     alice.send("after")
     assert messages(bob, 1) == ["alice after"]
     assert messages(alice, 1) == ["alice after"]
+    # The outage was logged once, and its end once.
+    one.wait_for("available again", since[0])
+    said = [
+        line.split("] ", 1)[1]
+        for line in one.output[since[0] :]
+        if "unavailable" in line or "available again" in line
+    ]
+    assert len(said) == 2
+    # Why: the connection went, or the first retry found nobody listening.
+    assert re.fullmatch(
+        r"Redis unavailable: cannot store messages \((lost the connection to Redis|"
+        r"connection refused)\); senders get ERR unavailable",
+        said[0],
+    )
+    # "during"; and "before" too when Redis died between showing it and
+    # answering its sender (see the README).
+    assert said[1] in (
+        "Redis available again; 1 message was refused meanwhile",
+        "Redis available again; 2 messages were refused meanwhile",
+    )
     # What was acknowledged before Redis died is still there.
     carol = user(two, "carol")
     carol.send("/join general")
@@ -237,3 +258,34 @@ def test_redis_killed_and_restarted_mid_chat(cluster: Cluster) -> None:
     assert [h.text for h in history] == ["before", "after"]
     # And logins work again.
     user(one, "bob", verb="login")
+
+
+def test_a_server_started_before_redis_answers_then_serves(tmp_path: Path) -> None:
+    require_redis()
+    redis = RedisProcess(tmp_path / "redis")
+    server = ServerProcess(tmp_path / "data", "--store", redis.url)
+    server.data.mkdir()
+    try:
+        server.start(ready=False)
+        # Greeted at once, and told why nothing works yet.
+        early = SocketClient(server)
+        early.send("/register alice password1", "general")
+        assert early.line() == "ERR unavailable :starting up; try again shortly"
+        assert early.line() == "ERR unavailable :starting up; try again shortly"
+        # One line per failed attempt, with the reason.
+        server.wait_for(rf"Redis at 127.0.0.1:{redis.port}: connection refused; retrying in ")
+        redis.start()
+        server.wait_for(r"Loaded \d+ rooms")
+        early.send("/register alice password1")
+        assert early.line() == "OK register alice"
+        assert early.until("END rooms")[-1] == "END rooms"
+        noise = [
+            line
+            for line in server.output
+            if "Scheduling retry" in line or "internet.protocol.Factory#" in line
+        ]
+        assert noise == []
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+        redis.stop()

@@ -12,12 +12,14 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredQueue
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chat.cluster import RedisBackend
 from chat.interfaces import IChatBackend, IRoomEvents
-from chat.resp import parse_redis_url
+from chat.resp import RedisProtocol, parse_redis_url
 from tests.redis_server import RedisProcess
 
 TIMEOUT = 10
@@ -192,3 +194,30 @@ async def test_events_gone_from_the_stream_mean_reading_the_rooms_again(
     assert heard.loaded["general"] == (["missed"], [])
     await one.publish("general", [(STAMP, "alice", "next")])
     assert await heard.next() == ("msg", "general", "alice", "next")
+
+
+class ReadyTests(SynchronousTestCase):
+    """
+    When a backend says it is ready, driven by hand on a clock.
+    """
+
+    def test_ready_waits_for_the_commands_connection_too(self) -> None:
+        backend = RedisBackend(MemoryReactorClock(), parse_redis_url("redis://127.0.0.1/0"))
+        recorder = Recorder()
+        backend.events = recorder
+        ready = backend._loaded
+        # The events connection comes up first and loads the rooms...
+        reader = StringTransport()
+        RedisProtocol(backend.reader).makeConnection(reader)
+        protocol = backend.reader._protocol
+        assert protocol is not None
+        # (the six scripts loaded, then the snapshot: one room, no events)
+        protocol.dataReceived(b"+sha\r\n" * 6)
+        protocol.dataReceived(
+            b"*6\r\n$3\r\n0-0\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n*0\r\n:0\r\n"
+        )
+        self.assertIn("general", recorder.loaded)
+        # ...but nothing can be stored or logged in to yet.
+        self.assertNoResult(ready)
+        RedisProtocol(backend.commands).makeConnection(StringTransport())
+        self.successResultOf(ready)

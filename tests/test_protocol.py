@@ -5,13 +5,17 @@ The protocol contract, line by line, against an in-memory server.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 from unittest import mock
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.logger import LogLevel, capturedLogs
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
+from chat.interfaces import IChatBackend, IRoomEvents, StoreUnavailable
 from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
 from tests.helpers import Chat, Client, HeldRunner, temp_dir
@@ -979,3 +983,194 @@ class FlowControlTests(_ChatTestCase):
         for i, c in enumerate(clients):
             self.assertEqual(c.take(), ["BYE :server shutting down"], f"client {i}")
             self.assertTrue(c.closed, f"client {i}")
+
+
+@implementer(IChatBackend)
+class LateBackend:
+    """
+    Rooms that are loaded when the test says so, as from a Redis that
+    answers late.
+    """
+
+    def __init__(self) -> None:
+        self.loaded: Deferred[None] = Deferred()
+        self.events: IRoomEvents | None = None
+
+    def start(self, events: IRoomEvents) -> Deferred[None]:
+        self.events = events
+        return self.loaded
+
+    def load(self) -> None:
+        assert self.events is not None
+        self.events.room_loaded("general", [], ())
+        self.loaded.callback(None)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        return succeed(None)
+
+    def publish(self, room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
+        assert self.events is not None
+        self.events.messages_stored(room, messages)
+        return succeed(None)
+
+    def entered(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_joined(room, user, timestamp)
+
+    def left(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_parted(room, user, timestamp)
+
+    def stop(self) -> None:
+        pass
+
+
+STARTING = "ERR unavailable :starting up; try again shortly"
+
+
+class StartingUpTests(_ChatTestCase):
+    """
+    Connections made before the rooms are loaded are greeted and told to
+    come back, not left waiting.
+    """
+
+    def test_every_line_is_answered_until_the_server_is_ready(self) -> None:
+        backend = LateBackend()
+        chat = self.make_chat(backend=backend)
+        self.assertFalse(chat.service.ready.called)
+        client = chat.connect()
+        self.assertEqual(parse_line(client.take()[0]).tag, "HELLO")
+        lines = ["login", "register", "/register alice password1", "/help", "/rooms", "hello"]
+        client.send(*lines)
+        self.assertEqual(client.take(), [STARTING] * len(lines))
+        backend.load()
+        client.send("/register alice password1")
+        self.assertEqual(client.take(), ["OK register alice", "ROOM general 0", "END rooms"])
+
+    def test_quit_and_exit_still_leave(self) -> None:
+        chat = self.make_chat(backend=LateBackend())
+        for line in ("/quit", "exit", "/QUIT"):
+            client = chat.connect()
+            client.take()
+            client.send(line)
+            self.assertEqual(client.take(), ["BYE :Goodbye"])
+            self.assertTrue(client.closed)
+
+
+class FailingChecker:
+    """
+    An account store that is unavailable (or buggy) while C{error} is set.
+    """
+
+    credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
+
+    def __init__(self) -> None:
+        self.error: Exception | None = StoreUnavailable("connection refused")
+        self.accounts = InMemoryUsernamePasswordDatabaseDontUse(alice=b"password1")
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        if self.error is not None:
+            return fail(self.error)
+        return self.accounts.requestAvatarId(credentials)  # type: ignore[no-any-return]
+
+    def user_exists(self, name: str) -> bool:
+        return False
+
+    def add_user(self, name: str, password: str) -> Deferred[None]:
+        if self.error is not None:
+            return fail(self.error)
+        self.accounts.addUser(name.encode(), password.encode())
+        return succeed(None)
+
+
+def warnings(events: Sequence[dict[str, Any]]) -> list[str]:
+    return [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
+
+
+class OutageLogTests(_ChatTestCase):
+    """
+    A store outage is said once when it starts and once when it ends,
+    however much it refused meanwhile.
+    """
+
+    def test_many_refused_batches_make_one_warning_and_one_end(self) -> None:
+        chat = self.make_chat()
+        alice = chat.in_room("alice")
+        with capturedLogs() as events:
+            with mock.patch.object(chat.store, "append", side_effect=StoreUnavailable("disk full")):
+                for i in range(50):
+                    # One batch each: the turn ends in take().  Slowly
+                    # enough for flood control.
+                    chat.clock.advance(1)
+                    alice.send(f"lost {i}")
+                    self.assertEqual(codes(alice.take()), ["unavailable"])
+            alice.send("back")
+            alice.take()
+            alice.send("and again")
+            alice.take()
+        self.assertEqual(
+            warnings(events),
+            [
+                "Storage unavailable: cannot store messages (disk full); "
+                "senders get ERR unavailable",
+                "Storage available again; 50 messages were refused meanwhile",
+            ],
+        )
+        self.assertFalse([e for e in events if "log_failure" in e])
+
+    def test_logins_and_registrations_warn_once_without_a_traceback(self) -> None:
+        checker = FailingChecker()
+        chat = self.make_chat(checker=checker)
+        client = chat.connect()
+        client.take()
+        with capturedLogs() as events:
+            for _ in range(3):
+                client.send("/login alice password1")
+                self.assertEqual(codes(client.take()), ["unavailable"])
+            for _ in range(2):
+                client.send("/register bob password1")
+                self.assertEqual(codes(client.take()), ["unavailable"])
+            checker.error = None
+            client.send("/login alice password1")
+            self.assertEqual(client.take()[0], "OK login alice")
+        self.assertEqual(
+            warnings(events),
+            [
+                "Storage unavailable: cannot check logins (connection refused); "
+                "users get ERR unavailable",
+                "Storage unavailable: cannot add accounts (connection refused); "
+                "users get ERR unavailable",
+                "Storage available again; 3 logins, 2 registrations were refused meanwhile",
+            ],
+        )
+        self.assertFalse([e for e in events if "log_failure" in e])
+
+    def test_one_refused_message(self) -> None:
+        chat = self.make_chat()
+        alice = chat.in_room("alice")
+        with capturedLogs() as events:
+            with mock.patch.object(chat.store, "append", side_effect=StoreUnavailable("full")):
+                alice.send("lost")
+                alice.take()
+            alice.send("back")
+            alice.take()
+        self.assertEqual(
+            warnings(events)[-1], "Storage available again; 1 message was refused meanwhile"
+        )
+
+    def test_a_bug_is_still_logged_with_its_traceback(self) -> None:
+        checker = FailingChecker()
+        checker.error = RuntimeError("a bug")
+        chat = self.make_chat(checker=checker)
+        client = chat.connect()
+        client.take()
+        with capturedLogs() as events:
+            client.send("/login alice password1", "/register bob password1")
+            self.assertEqual(codes(client.take()), ["unavailable", "unavailable"])
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual(
+            [formatEvent(e) for e in failures],
+            ["Login as alice failed", "Registration failed"],
+        )
+        self.assertEqual({e["log_level"] for e in failures}, {LogLevel.critical})
+        self.flushLoggedErrors(RuntimeError)

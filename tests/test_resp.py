@@ -4,8 +4,12 @@ The Redis client, driven by hand: bytes in, bytes out, a Clock for time.
 
 from __future__ import annotations
 
-from twisted.internet.error import ConnectionLost
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -133,3 +137,80 @@ class ProtocolTests(SynchronousTestCase):
         c = Connected()
         c.protocol.dataReceived(b"+OK\r\n")
         self.assertTrue(c.transport.disconnecting)
+
+
+class Refusing:
+    """
+    An endpoint to a host where nothing listens, as a real connector
+    behaves: the factory is started and stopped around each attempt.
+    """
+
+    def __init__(self, clock: MemoryReactorClock) -> None:
+        self.clock = clock
+        self.attempts: list[float] = []
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.attempts.append(self.clock.seconds())
+        factory.doStart()
+        factory.doStop()
+        return fail(ConnectionRefusedError())
+
+
+def retry_now(clock: MemoryReactorClock, endpoint: Refusing) -> None:
+    """
+    Move the clock on, call by call (the watchdog has some too), to the
+    next attempt.
+    """
+    attempts = len(endpoint.attempts)
+    while len(endpoint.attempts) == attempts:
+        clock.advance(min(call.getTime() for call in clock.getDelayedCalls()) - clock.seconds())
+
+
+class RetryTests(SynchronousTestCase):
+    def refused(self, jitter: float) -> tuple[MemoryReactorClock, RedisClient, Refusing]:
+        clock = MemoryReactorClock()
+        client = RedisClient(
+            clock,
+            parse_redis_url("redis://127.0.0.1:6379/0"),
+            name="redis commands",
+            jitter=lambda: jitter,
+        )
+        endpoint = Refusing(clock)
+        client._attempts.endpoint = endpoint  # type: ignore[assignment]
+        return clock, client, endpoint
+
+    def test_one_line_per_failed_attempt_with_the_reason_and_the_backoff(self) -> None:
+        clock, client, endpoint = self.refused(jitter=0.0)
+        with capturedLogs() as events:
+            client.startService()
+            for _ in range(7):
+                retry_now(clock, endpoint)
+        # Nothing else: no "Starting factory", no "Scheduling retry".
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"redis commands: Redis at 127.0.0.1:6379: connection refused; retrying in {d} s"
+                for d in ["0.25", "0.5", "1", "2", "4", "5", "5", "5"]
+            ],
+        )
+        self.assertEqual({e["log_level"] for e in events}, {LogLevel.warn})
+        waits = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:], strict=False)]
+        self.assertEqual(waits[:6], [0.25, 0.5, 1.0, 2.0, 4.0, 5.0])
+        # Callers learn why, too.
+        failure = self.failureResultOf(client.execute("PING"), StoreUnavailable)
+        self.assertEqual(str(failure.value), "connection refused")
+        client.stopService()
+
+    def test_jitter_shortens_delays_within_the_cap(self) -> None:
+        for jitter in (0.5, 0.999):
+            clock, client, endpoint = self.refused(jitter)
+            with capturedLogs():
+                client.startService()
+                for _ in range(10):
+                    retry_now(clock, endpoint)
+            waits = [b - a for a, b in zip(endpoint.attempts, endpoint.attempts[1:], strict=False)]
+            for attempt, wait in enumerate(waits):
+                base = min(0.25 * 2**attempt, 5.0)
+                self.assertAlmostEqual(wait, base * (1 - 0.2 * jitter))
+                self.assertLessEqual(wait, client.max_delay)
+            client.stopService()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.protocol import ChatFactory
 from chat.service import ChatService
-from chat.tap import HeldEndpoint, Options, makeService
+from chat.tap import Options, makeService
 from tests.helpers import temp_dir, walk
 
 
@@ -101,11 +100,11 @@ class TapTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         service = makeService(options, reactor)
         service.startService()
-        # The port is bound but takes no connection before Redis has
-        # answered with the rooms.
-        (endpoint,) = [s.endpoint for s in walk(service) if hasattr(s, "endpoint")]
-        self.assertFalse(endpoint.open)
+        # The port is bound and takes connections before Redis has answered
+        # with the rooms, to tell them the server is starting.
+        self.assertEqual(len(reactor.tcpServers), 1)
         chat = next(s for s in walk(service) if isinstance(s, ChatService))
+        self.assertFalse(chat.started)
         backend = chat.backend
         assert isinstance(backend, RedisBackend)
         self.assertEqual(
@@ -116,35 +115,7 @@ class TapTests(SynchronousTestCase):
         self.assertIsInstance(factory.accounts, RedisAccounts)
         self.assertEqual(factory.accounts.rounds, 12)
 
-    def test_ports_open_once_the_rooms_are_loaded(self) -> None:
+    def test_files_are_loaded_before_the_ports_listen(self) -> None:
         _, factory = build(temp_dir(self))
         self.assertTrue(factory.service.ready.called)
-
-    def test_held_endpoint(self) -> None:
-        class Port:
-            connected = True
-            reading = True
-
-            def stopReading(self) -> None:
-                self.reading = False
-
-            def startReading(self) -> None:
-                self.reading = True
-
-        port = Port()
-
-        class Endpoint:
-            def listen(self, factory: object) -> Deferred[Port]:
-                return succeed(port)
-
-        ready: Deferred[None] = Deferred()
-        held = HeldEndpoint(Endpoint(), ready)  # type: ignore[arg-type]
-        self.assertIs(self.successResultOf(held.listen(None)), port)
-        self.assertFalse(port.reading)
-        ready.callback(None)
-        self.assertTrue(port.reading)
-        # Once open, a port listens at once.
-        again = Port()
-        Endpoint.listen = lambda self, factory: succeed(again)  # type: ignore[method-assign]
-        held.listen(None)
-        self.assertTrue(again.reading)
+        self.assertTrue(factory.service.started)
