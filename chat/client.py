@@ -36,6 +36,7 @@ from __future__ import annotations
 import codecs
 import enum
 import fcntl
+import ipaddress
 import os
 import re
 import sys
@@ -51,6 +52,10 @@ from cryptography import x509
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from service_identity import VerificationError
+from service_identity.cryptography import (
+    verify_certificate_hostname,
+    verify_certificate_ip_address,
+)
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
@@ -63,6 +68,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -82,6 +88,7 @@ if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 __all__ = [
+    "CertificateNotForHost",
     "ChatClient",
     "ConsoleProtocol",
     "Options",
@@ -93,6 +100,7 @@ __all__ = [
     "ServerProtocol",
     "Style",
     "TerminalMode",
+    "check_certificate_host",
     "main",
     "run",
     "use_colour",
@@ -208,6 +216,21 @@ class Options(usage.Options):
         port = self["port"] or DEFAULT_PORT
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def tls_host(self) -> str | None:
+        """
+        The host name (or address) the server's certificate must name when
+        the connection uses TLS: C{--host} with C{--tls}, or the host of a
+        C{tls:} or C{ssl:} endpoint string.  L{None} when there is none, and
+        then a TLS connection is refused rather than left unchecked.
+        """
+        if self["connect"] is None:
+            return (self["host"] or DEFAULT_HOST) if self["tls"] else None
+        args, kwargs = _endpoint_fields(self["connect"])
+        if args[0].lower() not in ("tls", "ssl"):
+            return None
+        host = kwargs.get("host") or (args[1] if len(args) > 1 else None)
+        return host or None
+
     def endpoint(self, reactor: Any) -> IStreamClientEndpoint:
         """
         Build the endpoint to connect to.
@@ -223,10 +246,98 @@ class Options(usage.Options):
         tcp = HostnameEndpoint(reactor, host, port, timeout=15)
         if not self["tls"]:
             return tcp
-        # optionsForClientTLS checks the chain and that the certificate names
-        # host (a DNS name or an IP address, as typed); None is the system's
-        # trust store.
+        # optionsForClientTLS checks the chain (None: the system's trust
+        # store); ServerProtocol checks that the certificate names host.
         return wrapClientTLS(optionsForClientTLS(host, trustRoot=self.trust_root), tcp)
+
+
+def _endpoint_fields(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    Split an endpoint string as Twisted's C{clientFromString} does: fields
+    separated by C{:}, C{key=value} fields as keywords, a backslash escaping
+    the next character.  Only used to find the host of a TLS endpoint.
+    """
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    field: list[str] = []
+    current = ""
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+        elif char == ":" or (char == "=" and not field):
+            field.append(current)
+            current = ""
+            if char == ":":
+                if len(field) == 1:
+                    args.append(field[0])
+                else:
+                    kwargs[field[0]] = field[1]
+                field = []
+        else:
+            current += char
+    field.append(current)
+    if len(field) == 1:
+        args.append(field[0])
+    else:
+        kwargs[field[0]] = field[1]
+    return args, kwargs
+
+
+class CertificateNotForHost(Exception):
+    """
+    The server's certificate does not name the host the client meant to
+    reach, or names it in a way that cannot be read: refused like a
+    certificate from an unknown CA.
+
+    @ivar host: The host name or address that was looked for.
+    @ivar detail: Why the certificate could not be read, if that was the
+        problem (no subjectAltName, a malformed entry), else empty.
+    """
+
+    def __init__(self, host: str, detail: str = "") -> None:
+        super().__init__(host, detail)
+        self.host = host
+        self.detail = detail
+
+
+class _NoHostToCheck(Exception):
+    """
+    A TLS connection through an endpoint whose host the client does not
+    know, so that it cannot check the certificate: refused.
+    """
+
+
+def check_certificate_host(certificate: X509 | x509.Certificate | None, host: str) -> None:
+    """
+    Check that C{certificate} names C{host}: an IP address entry of the
+    subjectAltName for an address, a DNS entry for a name (the common name
+    does not count).
+
+    Every failure of the check, whatever the exception, is a refusal:
+    Twisted 26.10's own check treats only L{VerificationError} as one and
+    merely logs the L{service_identity.CertificateError} raised for a
+    certificate with no subjectAltName, or with an address written as a DNS
+    name, then lets the connection proceed.
+
+    @raise CertificateNotForHost: The certificate does not name C{host}.
+    """
+    try:
+        if certificate is None:
+            raise ValueError("no certificate")
+        if isinstance(certificate, X509):
+            certificate = certificate.to_cryptography()
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            verify_certificate_hostname(certificate, host)
+        else:
+            verify_certificate_ip_address(certificate, host)
+    except VerificationError:
+        raise CertificateNotForHost(host) from None
+    except Exception as error:
+        detail = " ".join(str(error).split()).rstrip(".") or type(error).__name__
+        raise CertificateNotForHost(host, detail) from None
 
 
 def _load_cafile(path: str) -> IOpenSSLTrustRoot:
@@ -260,9 +371,20 @@ def _tls_failure(reason: Failure) -> str | None:
 
     A certificate that does not verify is the case people must be able to
     recognise (a private CA without C{--cafile}, a wrong host name, an
-    attack); OpenSSL reports it as C{certificate verify failed} and Twisted
-    a wrong host name as a L{VerificationError}.
+    attack); OpenSSL reports it as C{certificate verify failed}, and
+    L{ServerProtocol} a wrong host name as a L{CertificateNotForHost}
+    (Twisted's own check, as a L{VerificationError}).
     """
+    if reason.check(_NoHostToCheck):
+        return (
+            "the server's certificate could not be checked: no host name to check it "
+            "against (use --tls, or --connect tls:HOST:PORT)"
+        )
+    if reason.check(CertificateNotForHost):
+        error = reason.value
+        assert isinstance(error, CertificateNotForHost)
+        detail = f" ({error.detail[:1].lower()}{error.detail[1:]})" if error.detail else ""
+        return f"the server's certificate could not be verified: it is not for {error.host}{detail}"
     if reason.check(VerificationError):
         names = []
         for mismatch in getattr(reason.value, "errors", ()):
@@ -1132,9 +1254,19 @@ class ChatClient:
         self.finished.callback(Outcome(code, reason))
 
 
+@implementer(IHandshakeListener)
 class ServerProtocol(LineReceiver):
     """
     The connection to the server: LF-terminated lines in both directions.
+
+    Over TLS it also checks that the server's certificate names the host,
+    twice over: its own certificate callback replaces Twisted's (which lets
+    some malformed certificates through, see L{check_certificate_host}) so
+    that a bad certificate fails the handshake, and the certificate is
+    checked again when the handshake completes, before any line from the
+    server is read; the client sends nothing before the server's HELLO.
+
+    @ivar tls_host: What the certificate must name (L{Options.tls_host}).
     """
 
     delimiter = b"\n"
@@ -1142,17 +1274,77 @@ class ServerProtocol(LineReceiver):
     # only guards against something that is not a chatroom server.
     MAX_LENGTH = 1 << 20
 
-    def __init__(self, client: ChatClient) -> None:
+    def __init__(self, client: ChatClient, tls_host: str | None = None) -> None:
         self.client = client
+        self.tls_host = tls_host
+        self._refused: Failure | None = None
 
     def connectionMade(self) -> None:
         """
-        Disable Nagle: chat lines are tiny and latency is what people see.
+        Take over the certificate check of a TLS connection (whose
+        handshake starts once this returns), and disable Nagle: chat lines
+        are tiny and latency is what people see.
         """
+        get_handle = getattr(self.transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if isinstance(handle, SSL.Connection):
+            handle.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
         self.client.server_connected(self)
+
+    def _verify(
+        self, connection: SSL.Connection, cert: X509, error: int, depth: int, ok: int
+    ) -> bool:
+        """
+        OpenSSL's certificate callback: keep its verdict on the chain, and
+        check the server's own certificate (depth 0) for the host.  Nothing
+        may be raised here (OpenSSL would lose it), so any problem is a
+        refusal.
+        """
+        if not ok:
+            return False
+        if depth != 0:
+            return True
+        try:
+            self._check(cert)
+        except Exception:
+            self._refused = Failure()
+            fail = getattr(self.transport, "failVerification", None)
+            if fail is not None:
+                fail(self._refused)
+            return False
+        return True
+
+    def _check(self, cert: X509 | None) -> None:
+        if self.tls_host is None:
+            raise _NoHostToCheck()
+        check_certificate_host(cert, self.tls_host)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is over and no data has been read yet: check the
+        certificate once more, and drop the connection if it does not name
+        the host.
+        """
+        get_peer_certificate = getattr(self.transport, "getPeerCertificate", None)
+        try:
+            if get_peer_certificate is None:
+                raise _NoHostToCheck()
+            self._check(get_peer_certificate())
+        except Exception:
+            self._refused = Failure()
+            assert self.transport is not None
+            abort = getattr(self.transport, "abortConnection", self.transport.loseConnection)
+            abort()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Read nothing from a server whose certificate was refused.
+        """
+        if self._refused is None:
+            super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -1164,7 +1356,7 @@ class ServerProtocol(LineReceiver):
         """
         Tell the client, which decides whether this was expected.
         """
-        self.client.server_lost(reason)
+        self.client.server_lost(self._refused or reason)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -1360,7 +1552,8 @@ async def run(reactor: Any, options: Options) -> Outcome:
         if interactive:
             screen.show(renderer.system(f"connecting to {options.address()}..."))
         try:
-            await connectProtocol(options.endpoint(reactor), ServerProtocol(client))
+            server = ServerProtocol(client, options.tls_host())
+            await connectProtocol(options.endpoint(reactor), server)
         except Exception as error:
             message = " ".join(str(error).split()) or type(error).__name__
             client.connect_failed(message)

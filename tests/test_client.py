@@ -22,6 +22,7 @@ from typing import Any
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
+from OpenSSL.crypto import FILETYPE_PEM, X509, load_certificate
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -42,6 +43,7 @@ from chat.client import (
     use_colour,
 )
 from chat.lines import format_timestamp, parse_line, parse_timestamp
+from tests.certs import write_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10
@@ -165,6 +167,61 @@ def test_options_connect_takes_an_endpoint_string() -> None:
 def test_options_refuse_contradictions_and_nonsense(argv: list[str]) -> None:
     with pytest.raises(usage.UsageError):
         Options().parseOptions(argv)
+
+
+class TLSTransport(StringTransport):
+    """
+    A transport that says its TLS handshake is over, with C{certificate}.
+    """
+
+    def __init__(self, certificate: X509) -> None:
+        super().__init__()
+        self.certificate = certificate
+        self.aborted = False
+
+    def getPeerCertificate(self) -> X509:
+        return self.certificate
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+@pytest.mark.parametrize(
+    ("host", "refusal"),
+    [
+        ("localhost", None),
+        ("127.0.0.1", "the server's certificate could not be verified: it is not for 127.0.0.1"),
+        (None, "the server's certificate could not be checked: no host name to check it"),
+    ],
+)
+def test_the_certificate_is_checked_again_after_the_handshake(
+    tmp_path: Path, host: str | None, refusal: str | None
+) -> None:
+    """
+    Should the certificate callback have been bypassed, the handshake's end
+    still checks the certificate before any server line is read, so the
+    login is never sent.
+    """
+    certs = write_certificates(tmp_path, ["localhost"])
+    certificate = load_certificate(FILETYPE_PEM, certs.cert.read_bytes())
+    h = Harness()
+    server = ServerProtocol(h.client, host)
+    transport = TLSTransport(certificate)
+    server.makeConnection(transport)
+    h.type("login\nalice\npassword1\n")
+    server.handshakeCompleted()
+    server.dataReceived(b"HELLO chatroom 1 :Welcome\n")
+    if refusal is None:
+        assert not transport.aborted
+        assert transport.value() == b"/login alice password1\n"
+        return
+    assert transport.aborted
+    assert transport.value() == b""
+    server.connectionLost(Failure(ConnectionDone()))
+    [outcome] = h.outcomes
+    assert outcome.code == 1
+    assert outcome.reason is not None
+    assert outcome.reason.startswith(f"cannot connect to chat.test:5000: {refusal}")
 
 
 def test_colour_only_on_a_terminal_without_no_color() -> None:
