@@ -1003,10 +1003,21 @@ class ChatClient:
             self._update_prompt()
 
     def _on_login_refused(self, line: ServerLine) -> None:
-        if self.interactive:
-            self._ask(Phase.ASK_MODE)
-            return
+        """
+        On a terminal, ask again what was refused, as the server's guided
+        dialog does: a refused registration password is asked for again
+        (twice) rather than sending the user back to "login or register?",
+        which echoes, where the next attempt would show in clear.
+        """
         code = line.args[0] if line.args else "error"
+        if self.interactive:
+            if self._mode == "register" and code == "weak-password":
+                self._ask(Phase.ASK_PASSWORD)
+            elif self._mode == "register" and code in ("name-taken", "bad-name"):
+                self._ask(Phase.ASK_USER if self._given_user is None else Phase.ASK_MODE)
+            else:
+                self._ask(Phase.ASK_MODE)
+            return
         said = f"{_clean(line.text)} " if line.text else ""
         self._finish(1, f"login refused: {said}({_clean(code)})")
 
@@ -1169,6 +1180,7 @@ class ChatClient:
             # password.
             self._echo(" ".join(word.split(" ")[:2]))
             self._mode = verb[1:]
+            self._username = word.split(" ")[1]
             self._send(line)
             self._set_phase(Phase.AUTHENTICATING)
             return

@@ -559,6 +559,33 @@ def test_terminal_register_asks_twice_and_retries_on_mismatch() -> None:
     assert "password1" not in h.output()
 
 
+@pytest.mark.parametrize("start", ["r\ralice\rshort\rshort\r", "/register alice short\r"])
+def test_terminal_weak_registration_password_is_asked_for_again(start: str) -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type(start)
+    assert h.sent() == ["/register alice short"]
+    h.output()
+    h.hear("ERR weak-password :a password is 8 to 128 characters")
+    assert h.client.phase is Phase.ASK_PASSWORD
+    assert h.output().endswith("password: ")
+    h.type("longer-secret\rlonger-secret\r")
+    assert h.sent() == ["/register alice longer-secret"]
+    assert "longer-secret" not in h.output()
+
+
+@pytest.mark.parametrize(
+    ("user", "asked"), [(None, "username: "), ("alice", "login or register? ")]
+)
+def test_terminal_taken_name_is_asked_for_again(user: str | None, asked: str) -> None:
+    h = Harness(interactive=True, user=user)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("register\r" + ("alice\r" if user is None else "") + "password1\rpassword1\r")
+    assert h.sent() == ["/register alice password1"]
+    h.hear("ERR name-taken :alice is taken")
+    assert h.output().endswith(asked)
+
+
 def test_terminal_refused_login_asks_again() -> None:
     h = Harness(interactive=True)
     h.hear("HELLO chatroom 1 :Welcome")
@@ -830,16 +857,15 @@ def test_server_shutdown_exits_1_with_its_goodbye(
     assert client.stderr.count("\n") == 1
 
 
-def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> None:
+def spawn_terminal(port: int, *args: str) -> tuple[Any, io.StringIO]:
     """
-    On a pseudo-terminal: a refused login is asked again, registering asks
-    for the password twice, no password ever appears, an incoming message
-    does not disturb the line being typed, Ctrl-D quits cleanly.
+    The real client on a pseudo-terminal, without colours; everything it
+    writes is kept in the returned log.
     """
     log = io.StringIO()
     child = pexpect.spawn(
         sys.executable,
-        client_command(chat_server.port)[1:],
+        client_command(port, *args)[1:],
         cwd=str(ROOT),
         env=client_env(NO_COLOR="1"),
         encoding="utf-8",
@@ -847,6 +873,16 @@ def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> N
         dimensions=(24, 200),
     )
     child.logfile_read = log
+    return child, log
+
+
+def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> None:
+    """
+    On a pseudo-terminal: a refused login is asked again, registering asks
+    for the password twice, no password ever appears, an incoming message
+    does not disturb the line being typed, Ctrl-D quits cleanly.
+    """
+    child, log = spawn_terminal(chat_server.port)
     try:
         child.expect_exact("login or register? ")
         child.sendline("login")
@@ -889,3 +925,35 @@ def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> N
     assert "Sekrit" not in output
     assert "Wrong-Secret" not in output
     assert "\x1b[0m" not in output  # NO_COLOR
+
+
+def test_terminal_weak_password_is_asked_for_again(chat_server: Any) -> None:
+    """
+    A password the server finds too short is asked for again, twice and
+    hidden, instead of going back to "login or register?", which echoes.
+    """
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        child.expect_exact("login or register? ")
+        child.sendline("register")
+        child.expect_exact("username: ")
+        child.sendline("carol")
+        child.expect_exact("password: ")
+        child.sendline("Wk7x")
+        child.expect_exact("password again: ")
+        child.sendline("Wk7x")
+        child.expect_exact("(weak-password)")
+        child.expect_exact("password: ")
+        child.sendline("Str0ng-Passw0rd")
+        child.expect_exact("password again: ")
+        child.sendline("Str0ng-Passw0rd")
+        child.expect_exact("* registered and logged in as carol")
+        child.expect_exact("lobby> ")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    output = log.getvalue()
+    assert "Wk7x" not in output
+    assert "Str0ng" not in output
