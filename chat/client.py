@@ -42,6 +42,7 @@ import re
 import sys
 import termios
 import time
+import warnings
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -128,6 +129,18 @@ commands (in a room, any other line is a message to the room):
 HELLO_TIMEOUT = 10.0
 
 
+def _port_number(value: str) -> int:
+    """
+    C{--port}'s value: a port number, said in one line when it is not
+    (Twisted's own coercion would say C{invalid literal for int()}).
+
+    @raise usage.UsageError: C{value} is not a number from 1 to 65535.
+    """
+    if value.isascii() and value.isdigit() and 0 < int(value) < 65536:
+        return int(value)
+    raise usage.UsageError(f"--port: {value} is not a port number (1-65535)")
+
+
 class Options(usage.Options):
     """
     Command line options of C{chatroom-client}.
@@ -157,7 +170,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["host", "H", None, f"The server's host name or address [default: {DEFAULT_HOST}]."],
-        ["port", "p", None, f"The server's TCP port [default: {DEFAULT_PORT}].", int],
+        ["port", "p", None, f"The server's TCP port [default: {DEFAULT_PORT}].", _port_number],
         [
             "connect",
             "c",
@@ -199,12 +212,22 @@ class Options(usage.Options):
         if self["cafile"] is not None:
             self["tls"] = True
             self.trust_root = _load_cafile(self["cafile"])
-        port = self["port"]
-        if port is not None and not 0 < port < 65536:
-            raise usage.UsageError(f"--port must be 1 to 65535, not {port}")
+        host = self["host"]
+        if host is not None and (not host or re.search(r"\s", host)):
+            raise usage.UsageError(f"--host: {host!r} is not a host name or address")
         user = self["user"]
         if user is not None and (not user or re.search(r"\s", user)):
-            raise usage.UsageError("--user must be one word")
+            raise usage.UsageError(f"--user: {user!r} is not a username (one word)")
+        if self["connect"] is not None:
+            _check_endpoint(self["connect"])
+
+    def parseArgs(self, *args: str) -> None:
+        """
+        Everything is an option: a stray word is most likely a value whose
+        option was forgotten.
+        """
+        if args:
+            raise usage.UsageError(f"unexpected argument {args[0]!r} (options start with --)")
 
     def address(self) -> str:
         """
@@ -249,6 +272,28 @@ class Options(usage.Options):
         # optionsForClientTLS checks the chain (None: the system's trust
         # store); ServerProtocol checks that the certificate names host.
         return wrapClientTLS(optionsForClientTLS(host, trustRoot=self.trust_root), tcp)
+
+
+def _check_endpoint(description: str) -> None:
+    """
+    Parse C{--connect}'s endpoint string now (no reactor is needed for
+    that), so that a typo is a usage error rather than a failed connection.
+
+    @raise usage.UsageError: Twisted cannot make an endpoint of it.
+    """
+    try:
+        with warnings.catch_warnings():
+            # A HostnameEndpoint warns about the missing reactor, which is
+            # only needed to connect.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            clientFromString(None, description)
+    except TypeError:
+        detail = "missing or unknown arguments"
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+    else:
+        return
+    raise usage.UsageError(f"--connect: {description} is not a client endpoint string ({detail})")
 
 
 def _endpoint_fields(description: str) -> tuple[list[str], dict[str, str]]:
@@ -352,11 +397,11 @@ def _load_cafile(path: str) -> IOpenSSLTrustRoot:
         with open(path, "rb") as pem:
             data = pem.read()
     except OSError as error:
-        raise usage.UsageError(f"--cafile {path}: {error.strerror}") from None
+        raise usage.UsageError(f"--cafile: {path}: {error.strerror}") from None
     try:
         found = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise usage.UsageError(f"--cafile {path}: no PEM certificate in it") from None
+        raise usage.UsageError(f"--cafile: {path} holds no PEM certificate") from None
     # trustRootFromCertificates is not annotated.
     root: IOpenSSLTrustRoot = trustRootFromCertificates(
         [Certificate(X509.from_cryptography(cert)) for cert in found]
@@ -1591,13 +1636,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     The C{chatroom-client} console script.
 
     Options are parsed before the reactor starts so that C{--help} and
-    usage errors need no event loop; a usage error exits 2.
+    usage errors need no event loop; a usage error is one line on stderr
+    (the help is one C{--help} away) and exit status 2.
     """
     options = Options()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: {error}\nTry '{PROGRAM} --help'.\n")
+        message = " ".join(str(error).split())
+        sys.stderr.write(f"{PROGRAM}: {message}; see --help\n")
         sys.exit(2)
     task.react(_main, (options,))
 

@@ -40,6 +40,7 @@ from chat.client import (
     Screen,
     ServerProtocol,
     Style,
+    main,
     use_colour,
 )
 from chat.lines import format_timestamp, parse_line, parse_timestamp
@@ -222,6 +223,53 @@ def test_the_certificate_is_checked_again_after_the_handshake(
     assert outcome.code == 1
     assert outcome.reason is not None
     assert outcome.reason.startswith(f"cannot connect to chat.test:5000: {refusal}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "abc"], "--port: abc is not a port number (1-65535)"),
+        (["-p", "0"], "--port: 0 is not a port number (1-65535)"),
+        (["--port", "70000"], "--port: 70000 is not a port number (1-65535)"),
+        (["--port", "+80"], "--port: +80 is not a port number (1-65535)"),
+        (["--port"], "option --port requires argument"),
+        (["--host", ""], "--host: '' is not a host name or address"),
+        (["--user", "two words"], "--user: 'two words' is not a username (one word)"),
+        (["--cafile", "/nonexistent/ca.pem"], "--cafile: /nonexistent/ca.pem: No such file"),
+        (["--connect", "tcp:chat.test:abc"], "--connect: tcp:chat.test:abc is not a client"),
+        (["--connect", "nope:chat.test"], "--connect: nope:chat.test is not a client"),
+        (["--connect", "tcp:chat.test"], "--connect: tcp:chat.test is not a client"),
+        (["--bogus"], "option --bogus not recognized"),
+        (["chat.test"], "unexpected argument 'chat.test' (options start with --)"),
+        (["--connect", "tcp:a:1", "--port", "2"], "use either --connect or --host/--port"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"chatroom-client: {message}")
+    assert err.endswith("; see --help\n")
+    assert err.count("\n") == 1
+
+
+def test_bad_port_from_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.client", "--port", "abc"],
+        cwd=ROOT,
+        env=client_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "chatroom-client: --port: abc is not a port number (1-65535); see --help\n"
+    )
 
 
 def test_colour_only_on_a_terminal_without_no_color() -> None:

@@ -370,7 +370,7 @@ def test_cafile_implies_tls_and_is_read_at_once(tmp_path: Path) -> None:
     assert options.trust_root is not None
     with pytest.raises(usage.UsageError, match="No such file"):
         Options().parseOptions(["--cafile", str(tmp_path / "missing.pem")])
-    with pytest.raises(usage.UsageError, match="no PEM certificate"):
+    with pytest.raises(usage.UsageError, match="holds no PEM certificate"):
         Options().parseOptions(["--cafile", str(certs.key)])
 
 
@@ -384,7 +384,7 @@ def test_cafile_implies_tls_and_is_read_at_once(tmp_path: Path) -> None:
         (["--connect", "tcp:chat.test:5000"], None),
         (["--connect", "tls:chat.test:5001"], "chat.test"),
         (["--connect", "TLS:port=5001:host=chat.test:timeout=3"], "chat.test"),
-        (["--connect", "tls:fe80\\:\\:1:5001:endpoint=tcp\\:[::1]\\:5001"], "fe80::1"),
+        (["--connect", "tls:fe80\\:\\:1:5001:endpoint=tcp\\:localhost\\:5001"], "fe80::1"),
         (["--connect", "ssl:chat.test:5001:caCertsDir=/etc/ssl/certs"], "chat.test"),
         (["--connect", "unix:/run/chat.sock"], None),
     ],
