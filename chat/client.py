@@ -502,6 +502,21 @@ class Style:
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
+# What the terminal's key handling drops (ConsoleProtocol._key): escape
+# sequences as a whole, then every other control but TAB.
+_TYPED_ESCAPE = re.compile(r"\x1b(?:[\[O][\x20-\x3f]*[\x40-\x7e]?|.?)", re.DOTALL)
+_TYPED_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _typed(line: str) -> str:
+    """
+    A line read from a pipe as it would have been typed on a terminal, so
+    that C{\\a/who} is the command C{/who} (and C{\\a/quit} a quit) for the
+    client as it is for the server, rather than a message.
+    """
+    return _TYPED_CONTROL.sub("", _TYPED_ESCAPE.sub("", line))
+
+
 def _clean(text: str) -> str:
     """
     Make text from the network safe to print on a terminal: other users
@@ -1262,8 +1277,10 @@ class ChatClient:
     def _command(self, line: str) -> None:
         """
         Send a line typed after the login, except what the client itself
-        answers (C{/help}).
+        answers (C{/help}).  Control characters are dropped first: what the
+        line is depends on what is left.
         """
+        line = _typed(line)
         stripped = line.strip()
         if not stripped:
             return

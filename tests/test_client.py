@@ -469,6 +469,21 @@ def test_exit_typed_by_the_script_is_a_quit() -> None:
     assert h.outcomes == [Outcome(0)]
 
 
+def test_control_characters_are_dropped_before_deciding_what_a_line_is() -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear("OK join general", "END history general")
+    h.type("\x07/who\n\x1b[31m/rooms\n\x1b[1mhel\x00lo\tthere\x7f\n\x07\n\x1bOA/help\n")
+    assert h.sent() == ["/who", "/rooms", "hello\tthere", "/help"]
+    h.hear("INFO :server text", "END help")
+    assert h.lines()[-len(HELP.splitlines()) :] == [f"* {line}" for line in HELP.splitlines()]
+    h.type("\x07/quit\nnever sent\n")
+    assert h.sent() == ["/quit"]
+    h.hear("BYE :Goodbye")
+    h.lose(ConnectionDone())
+    assert h.outcomes == [Outcome(0)]
+
+
 def test_last_line_without_newline_is_sent() -> None:
     h = Harness()
     h.logged_in()
