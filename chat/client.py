@@ -39,6 +39,7 @@ import fcntl
 import ipaddress
 import os
 import re
+import signal
 import sys
 import termios
 import time
@@ -100,6 +101,7 @@ __all__ = [
     "Screen",
     "ServerProtocol",
     "Style",
+    "Suspension",
     "TerminalMode",
     "check_certificate_host",
     "main",
@@ -1573,6 +1575,35 @@ class TerminalMode:
         mode[6] = cc
         termios.tcsetattr(self._fd, termios.TCSANOW, mode)
 
+    def suspend(self) -> None:
+        """
+        Give the terminal back as the user had it, for the shell, while the
+        client is stopped (Ctrl-Z); L{resume} takes it again.
+        """
+        if self._restored:
+            return
+        try:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+        except (OSError, termios.error):
+            pass
+
+    def resume(self) -> None:
+        """
+        Back in the foreground (C{fg}): cbreak mode again, as the shell
+        leaves the terminal as it likes it, echo on, and non-blocking again
+        for StandardIO (the shell may have turned that off, as dash does
+        after a C{kill -STOP}).
+        """
+        if self._restored:
+            return
+        try:
+            self.cbreak()
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        except (OSError, termios.error):
+            pass
+
     def restore(self) -> None:
         """
         Put the terminal back as it was; safe to call more than once.
@@ -1587,6 +1618,62 @@ class TerminalMode:
             pass
         finally:
             os.close(self._fd)
+
+
+class Suspension:
+    """
+    Job control on a terminal: Ctrl-Z gives the user's terminal mode back
+    before the client stops, and C{fg} takes cbreak mode (no echo) again
+    and redraws the input line.  Without it the shell's mode stays after
+    C{fg}, and whatever is typed next, a password included, is echoed.
+
+    SIGTSTP is caught, so the client stops itself: the terminal is
+    restored, the default action put back for a moment and the signal sent
+    again.  SIGCONT, whatever stopped the client, resumes the terminal;
+    the redraw goes through the reactor (C{callFromThread} is safe in a
+    signal handler), which owns standard output.
+
+    @ivar terminal: The terminal to give back and take again.
+    """
+
+    def __init__(
+        self,
+        terminal: TerminalMode,
+        call_from_thread: Callable[..., object],
+        redraw: Callable[[], None],
+    ) -> None:
+        self.terminal = terminal
+        self._call_from_thread = call_from_thread
+        self._redraw = redraw
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """
+        Catch SIGTSTP and SIGCONT until L{uninstall}.
+        """
+        self._previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._stop)
+        self._previous[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._continue)
+
+    def uninstall(self) -> None:
+        """
+        Put back the handlers there were; before the terminal is restored
+        for good, so that a late signal cannot take it again.
+        """
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.terminal.suspend()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)
+        # Stopped here until SIGCONT, whose handler runs once this returns.
+        if self._previous:
+            signal.signal(signal.SIGTSTP, self._stop)
+
+    def _continue(self, signum: int, frame: object) -> None:
+        self.terminal.resume()
+        self._call_from_thread(self._redraw)
 
 
 async def run(reactor: Any, options: Options) -> Outcome:
@@ -1609,9 +1696,13 @@ async def run(reactor: Any, options: Options) -> Outcome:
             interactive = False
         if terminal is not None:
             reactor.addSystemEventTrigger("before", "shutdown", terminal.restore)
+    suspension: Suspension | None = None
     try:
         style = Style(use_colour(1, os.environ))
         screen = Screen(interactive)
+        if terminal is not None:
+            suspension = Suspension(terminal, reactor.callFromThread, screen.redraw)
+            suspension.install()
         renderer = Renderer(style, reactor.seconds)
         client = ChatClient(
             screen,
@@ -1636,6 +1727,8 @@ async def run(reactor: Any, options: Options) -> Outcome:
         await console.closed
         return outcome
     finally:
+        if suspension is not None:
+            suspension.uninstall()
         if terminal is not None:
             terminal.restore()
 

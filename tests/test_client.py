@@ -7,13 +7,17 @@ real server, through a pipe and through a pseudo-terminal.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import queue
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +44,8 @@ from chat.client import (
     Screen,
     ServerProtocol,
     Style,
+    Suspension,
+    TerminalMode,
     main,
     use_colour,
 )
@@ -285,6 +291,43 @@ def test_colour_only_on_a_terminal_without_no_color() -> None:
         assert use_colour(secondary, {"NO_COLOR": ""})
         assert not use_colour(secondary, {"NO_COLOR": "1"})
         assert not use_colour(secondary, {"TERM": "dumb"})
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+def test_terminal_mode_is_given_back_and_taken_again() -> None:
+    """
+    Ctrl-Z gives the terminal back as the user had it, C{fg} (SIGCONT)
+    takes cbreak mode again, and redraws through the reactor.
+    """
+    primary, secondary = os.openpty()
+    try:
+
+        def lflags() -> tuple[bool, bool]:
+            mode = termios.tcgetattr(secondary)
+            return bool(mode[3] & termios.ICANON), bool(mode[3] & termios.ECHO)
+
+        terminal = TerminalMode(secondary)
+        terminal.cbreak()
+        assert lflags() == (False, False)
+        terminal.suspend()
+        assert lflags() == (True, True)
+        redraws: list[Any] = []
+        suspension = Suspension(terminal, redraws.append, lambda: None)
+        suspension.install()
+        try:
+            os.kill(os.getpid(), signal.SIGCONT)
+        finally:
+            suspension.uninstall()
+        assert lflags() == (False, False)
+        assert fcntl.fcntl(secondary, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert len(redraws) == 1
+        assert signal.getsignal(signal.SIGCONT) == signal.SIG_DFL
+        terminal.restore()
+        assert lflags() == (True, True)
+        terminal.resume()
+        assert lflags() == (True, True)
     finally:
         os.close(primary)
         os.close(secondary)
@@ -1020,3 +1063,61 @@ def test_terminal_weak_password_is_asked_for_again(chat_server: Any) -> None:
     output = log.getvalue()
     assert "Wk7x" not in output
     assert "Str0ng" not in output
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_ctrl_z_and_fg_keep_the_password_hidden(chat_server: Any, shell: str) -> None:
+    """
+    Ctrl-Z gives the shell the terminal as the user had it (dash does not
+    restore it itself), and C{fg} takes cbreak mode again (bash puts its
+    own mode back, echo on, when a job stops): the password typed after
+    C{fg} is not echoed, and the input line is redrawn.
+    """
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    log = io.StringIO()
+    args = ["--norc", "--noprofile", "-i"] if shell == "bash" else ["-i"]
+    child = pexpect.spawn(
+        shell,
+        args,
+        cwd=str(ROOT),
+        env=client_env(NO_COLOR="1", PS1="shell$ ", TERM="xterm"),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=(24, 200),
+    )
+    child.logfile_read = log
+    try:
+        child.expect_exact("shell$ ")
+        child.sendline(" ".join(client_command(chat_server.port)))
+        child.expect_exact("login or register? ")
+        child.sendline("register")
+        child.expect_exact("username: ")
+        child.sendline("zoe")
+        child.expect_exact("password: ")
+        assert not child.getecho()
+        child.sendcontrol("z")
+        child.expect("Stopped")
+        child.expect_exact("shell$ ")
+        # The terminal is the user's again: what is typed is echoed.
+        child.sendline("echo still-here")
+        child.expect_exact("echo still-here\r\n")
+        child.expect_exact("still-here\r\n")
+        child.sendline("fg")
+        # Redrawn once the terminal is the client's again.
+        child.expect_exact("password: ")
+        assert not child.getecho()
+        child.sendline("Hidden-After-Fg")
+        child.expect_exact("password again: ")
+        assert not child.getecho()
+        child.sendline("Hidden-After-Fg")
+        child.expect_exact("* registered and logged in as zoe")
+        child.expect_exact("lobby> ")
+        child.sendcontrol("d")
+        child.expect_exact("* bye")
+        child.expect_exact("shell$ ")
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "Hidden" not in log.getvalue()
