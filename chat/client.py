@@ -1667,9 +1667,13 @@ class Suspension:
         self.terminal.suspend()
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)
-        # Stopped here until SIGCONT, whose handler runs once this returns.
+        # Stopped here until SIGCONT, whose handler redraws once this
+        # returns; or not stopped at all, when the kernel ignores the stop
+        # of an orphaned process group (no shell to resume it), and then
+        # there is nothing to redraw but the terminal must be ours again.
         if self._previous:
             signal.signal(signal.SIGTSTP, self._stop)
+        self.terminal.resume()
 
     def _continue(self, signum: int, frame: object) -> None:
         self.terminal.resume()

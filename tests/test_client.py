@@ -1121,3 +1121,28 @@ def test_ctrl_z_and_fg_keep_the_password_hidden(chat_server: Any, shell: str) ->
     finally:
         child.close(force=True)
     assert "Hidden" not in log.getvalue()
+
+
+def test_ctrl_z_that_cannot_stop_the_client_changes_nothing(chat_server: Any) -> None:
+    """
+    Started as a session leader (no shell, no job control), the client's
+    process group is orphaned and the kernel ignores the stop: the client
+    goes on, and must not be left with the terminal echoing.
+    """
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        child.expect_exact("login or register? ")
+        child.sendline("login")
+        child.expect_exact("username: ")
+        child.sendline("zoe")
+        child.expect_exact("password: ")
+        child.sendcontrol("z")
+        child.sendline("Not-Stopped-Secret")
+        child.expect_exact("(bad-credentials)")
+        assert not child.getecho()
+        child.expect_exact("login or register? ")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert "Not-Stopped" not in log.getvalue()
