@@ -36,11 +36,14 @@ from __future__ import annotations
 import codecs
 import enum
 import fcntl
+import ipaddress
 import os
 import re
+import signal
 import sys
 import termios
 import time
+import warnings
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -51,6 +54,10 @@ from cryptography import x509
 from OpenSSL import SSL
 from OpenSSL.crypto import X509
 from service_identity import VerificationError
+from service_identity.cryptography import (
+    verify_certificate_hostname,
+    verify_certificate_ip_address,
+)
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
@@ -63,6 +70,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
+    IHandshakeListener,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -82,6 +90,7 @@ if TYPE_CHECKING:
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 __all__ = [
+    "CertificateNotForHost",
     "ChatClient",
     "ConsoleProtocol",
     "Options",
@@ -92,7 +101,9 @@ __all__ = [
     "Screen",
     "ServerProtocol",
     "Style",
+    "Suspension",
     "TerminalMode",
+    "check_certificate_host",
     "main",
     "run",
     "use_colour",
@@ -118,6 +129,18 @@ commands (in a room, any other line is a message to the room):
 
 #: Seconds to wait for the server's HELLO once connected.
 HELLO_TIMEOUT = 10.0
+
+
+def _port_number(value: str) -> int:
+    """
+    C{--port}'s value: a port number, said in one line when it is not
+    (Twisted's own coercion would say C{invalid literal for int()}).
+
+    @raise usage.UsageError: C{value} is not a number from 1 to 65535.
+    """
+    if value.isascii() and value.isdigit() and 0 < int(value) < 65536:
+        return int(value)
+    raise usage.UsageError(f"--port: {value} is not a port number (1-65535)")
 
 
 class Options(usage.Options):
@@ -149,7 +172,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["host", "H", None, f"The server's host name or address [default: {DEFAULT_HOST}]."],
-        ["port", "p", None, f"The server's TCP port [default: {DEFAULT_PORT}].", int],
+        ["port", "p", None, f"The server's TCP port [default: {DEFAULT_PORT}].", _port_number],
         [
             "connect",
             "c",
@@ -191,12 +214,22 @@ class Options(usage.Options):
         if self["cafile"] is not None:
             self["tls"] = True
             self.trust_root = _load_cafile(self["cafile"])
-        port = self["port"]
-        if port is not None and not 0 < port < 65536:
-            raise usage.UsageError(f"--port must be 1 to 65535, not {port}")
+        host = self["host"]
+        if host is not None and (not host or re.search(r"\s", host)):
+            raise usage.UsageError(f"--host: {host!r} is not a host name or address")
         user = self["user"]
         if user is not None and (not user or re.search(r"\s", user)):
-            raise usage.UsageError("--user must be one word")
+            raise usage.UsageError(f"--user: {user!r} is not a username (one word)")
+        if self["connect"] is not None:
+            _check_endpoint(self["connect"])
+
+    def parseArgs(self, *args: str) -> None:
+        """
+        Everything is an option: a stray word is most likely a value whose
+        option was forgotten.
+        """
+        if args:
+            raise usage.UsageError(f"unexpected argument {args[0]!r} (options start with --)")
 
     def address(self) -> str:
         """
@@ -207,6 +240,21 @@ class Options(usage.Options):
         host = self["host"] or DEFAULT_HOST
         port = self["port"] or DEFAULT_PORT
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def tls_host(self) -> str | None:
+        """
+        The host name (or address) the server's certificate must name when
+        the connection uses TLS: C{--host} with C{--tls}, or the host of a
+        C{tls:} or C{ssl:} endpoint string.  L{None} when there is none, and
+        then a TLS connection is refused rather than left unchecked.
+        """
+        if self["connect"] is None:
+            return (self["host"] or DEFAULT_HOST) if self["tls"] else None
+        args, kwargs = _endpoint_fields(self["connect"])
+        if args[0].lower() not in ("tls", "ssl"):
+            return None
+        host = kwargs.get("host") or (args[1] if len(args) > 1 else None)
+        return host or None
 
     def endpoint(self, reactor: Any) -> IStreamClientEndpoint:
         """
@@ -223,10 +271,120 @@ class Options(usage.Options):
         tcp = HostnameEndpoint(reactor, host, port, timeout=15)
         if not self["tls"]:
             return tcp
-        # optionsForClientTLS checks the chain and that the certificate names
-        # host (a DNS name or an IP address, as typed); None is the system's
-        # trust store.
+        # optionsForClientTLS checks the chain (None: the system's trust
+        # store); ServerProtocol checks that the certificate names host.
         return wrapClientTLS(optionsForClientTLS(host, trustRoot=self.trust_root), tcp)
+
+
+def _check_endpoint(description: str) -> None:
+    """
+    Parse C{--connect}'s endpoint string now (no reactor is needed for
+    that), so that a typo is a usage error rather than a failed connection.
+
+    @raise usage.UsageError: Twisted cannot make an endpoint of it.
+    """
+    try:
+        with warnings.catch_warnings():
+            # A HostnameEndpoint warns about the missing reactor, which is
+            # only needed to connect.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            clientFromString(None, description)
+    except TypeError:
+        detail = "missing or unknown arguments"
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+    else:
+        return
+    raise usage.UsageError(f"--connect: {description} is not a client endpoint string ({detail})")
+
+
+def _endpoint_fields(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    Split an endpoint string as Twisted's C{clientFromString} does: fields
+    separated by C{:}, C{key=value} fields as keywords, a backslash escaping
+    the next character.  Only used to find the host of a TLS endpoint.
+    """
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    field: list[str] = []
+    current = ""
+    chars = iter(description)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+        elif char == ":" or (char == "=" and not field):
+            field.append(current)
+            current = ""
+            if char == ":":
+                if len(field) == 1:
+                    args.append(field[0])
+                else:
+                    kwargs[field[0]] = field[1]
+                field = []
+        else:
+            current += char
+    field.append(current)
+    if len(field) == 1:
+        args.append(field[0])
+    else:
+        kwargs[field[0]] = field[1]
+    return args, kwargs
+
+
+class CertificateNotForHost(Exception):
+    """
+    The server's certificate does not name the host the client meant to
+    reach, or names it in a way that cannot be read: refused like a
+    certificate from an unknown CA.
+
+    @ivar host: The host name or address that was looked for.
+    @ivar detail: Why the certificate could not be read, if that was the
+        problem (no subjectAltName, a malformed entry), else empty.
+    """
+
+    def __init__(self, host: str, detail: str = "") -> None:
+        super().__init__(host, detail)
+        self.host = host
+        self.detail = detail
+
+
+class _NoHostToCheck(Exception):
+    """
+    A TLS connection through an endpoint whose host the client does not
+    know, so that it cannot check the certificate: refused.
+    """
+
+
+def check_certificate_host(certificate: X509 | x509.Certificate | None, host: str) -> None:
+    """
+    Check that C{certificate} names C{host}: an IP address entry of the
+    subjectAltName for an address, a DNS entry for a name (the common name
+    does not count).
+
+    Every failure of the check, whatever the exception, is a refusal:
+    Twisted 26.10's own check treats only L{VerificationError} as one and
+    merely logs the L{service_identity.CertificateError} raised for a
+    certificate with no subjectAltName, or with an address written as a DNS
+    name, then lets the connection proceed.
+
+    @raise CertificateNotForHost: The certificate does not name C{host}.
+    """
+    try:
+        if certificate is None:
+            raise ValueError("no certificate")
+        if isinstance(certificate, X509):
+            certificate = certificate.to_cryptography()
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            verify_certificate_hostname(certificate, host)
+        else:
+            verify_certificate_ip_address(certificate, host)
+    except VerificationError:
+        raise CertificateNotForHost(host) from None
+    except Exception as error:
+        detail = " ".join(str(error).split()).rstrip(".") or type(error).__name__
+        raise CertificateNotForHost(host, detail) from None
 
 
 def _load_cafile(path: str) -> IOpenSSLTrustRoot:
@@ -241,11 +399,11 @@ def _load_cafile(path: str) -> IOpenSSLTrustRoot:
         with open(path, "rb") as pem:
             data = pem.read()
     except OSError as error:
-        raise usage.UsageError(f"--cafile {path}: {error.strerror}") from None
+        raise usage.UsageError(f"--cafile: {path}: {error.strerror}") from None
     try:
         found = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise usage.UsageError(f"--cafile {path}: no PEM certificate in it") from None
+        raise usage.UsageError(f"--cafile: {path} holds no PEM certificate") from None
     # trustRootFromCertificates is not annotated.
     root: IOpenSSLTrustRoot = trustRootFromCertificates(
         [Certificate(X509.from_cryptography(cert)) for cert in found]
@@ -260,9 +418,20 @@ def _tls_failure(reason: Failure) -> str | None:
 
     A certificate that does not verify is the case people must be able to
     recognise (a private CA without C{--cafile}, a wrong host name, an
-    attack); OpenSSL reports it as C{certificate verify failed} and Twisted
-    a wrong host name as a L{VerificationError}.
+    attack); OpenSSL reports it as C{certificate verify failed}, and
+    L{ServerProtocol} a wrong host name as a L{CertificateNotForHost}
+    (Twisted's own check, as a L{VerificationError}).
     """
+    if reason.check(_NoHostToCheck):
+        return (
+            "the server's certificate could not be checked: no host name to check it "
+            "against (use --tls, or --connect tls:HOST:PORT)"
+        )
+    if reason.check(CertificateNotForHost):
+        error = reason.value
+        assert isinstance(error, CertificateNotForHost)
+        detail = f" ({error.detail[:1].lower()}{error.detail[1:]})" if error.detail else ""
+        return f"the server's certificate could not be verified: it is not for {error.host}{detail}"
     if reason.check(VerificationError):
         names = []
         for mismatch in getattr(reason.value, "errors", ()):
@@ -333,6 +502,21 @@ class Style:
 
 
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+# What the terminal's key handling drops (ConsoleProtocol._key): escape
+# sequences as a whole, then every other control but TAB.
+_TYPED_ESCAPE = re.compile(r"\x1b(?:[\[O][\x20-\x3f]*[\x40-\x7e]?|.?)", re.DOTALL)
+_TYPED_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _typed(line: str) -> str:
+    """
+    A line read from a pipe as it would have been typed on a terminal, so
+    that C{\\a/who} is the command C{/who} (and C{\\a/quit} a quit) for the
+    client as it is for the server, rather than a message.
+    """
+    return _TYPED_CONTROL.sub("", _TYPED_ESCAPE.sub("", line))
 
 
 def _clean(text: str) -> str:
@@ -881,10 +1065,21 @@ class ChatClient:
             self._update_prompt()
 
     def _on_login_refused(self, line: ServerLine) -> None:
-        if self.interactive:
-            self._ask(Phase.ASK_MODE)
-            return
+        """
+        On a terminal, ask again what was refused, as the server's guided
+        dialog does: a refused registration password is asked for again
+        (twice) rather than sending the user back to "login or register?",
+        which echoes, where the next attempt would show in clear.
+        """
         code = line.args[0] if line.args else "error"
+        if self.interactive:
+            if self._mode == "register" and code == "weak-password":
+                self._ask(Phase.ASK_PASSWORD)
+            elif self._mode == "register" and code in ("name-taken", "bad-name"):
+                self._ask(Phase.ASK_USER if self._given_user is None else Phase.ASK_MODE)
+            else:
+                self._ask(Phase.ASK_MODE)
+            return
         said = f"{_clean(line.text)} " if line.text else ""
         self._finish(1, f"login refused: {said}({_clean(code)})")
 
@@ -1047,6 +1242,7 @@ class ChatClient:
             # password.
             self._echo(" ".join(word.split(" ")[:2]))
             self._mode = verb[1:]
+            self._username = word.split(" ")[1]
             self._send(line)
             self._set_phase(Phase.AUTHENTICATING)
             return
@@ -1083,8 +1279,10 @@ class ChatClient:
     def _command(self, line: str) -> None:
         """
         Send a line typed after the login, except what the client itself
-        answers (C{/help}).
+        answers (C{/help}).  Control characters are dropped first: what the
+        line is depends on what is left.
         """
+        line = _typed(line)
         stripped = line.strip()
         if not stripped:
             return
@@ -1132,9 +1330,19 @@ class ChatClient:
         self.finished.callback(Outcome(code, reason))
 
 
+@implementer(IHandshakeListener)
 class ServerProtocol(LineReceiver):
     """
     The connection to the server: LF-terminated lines in both directions.
+
+    Over TLS it also checks that the server's certificate names the host,
+    twice over: its own certificate callback replaces Twisted's (which lets
+    some malformed certificates through, see L{check_certificate_host}) so
+    that a bad certificate fails the handshake, and the certificate is
+    checked again when the handshake completes, before any line from the
+    server is read; the client sends nothing before the server's HELLO.
+
+    @ivar tls_host: What the certificate must name (L{Options.tls_host}).
     """
 
     delimiter = b"\n"
@@ -1142,17 +1350,77 @@ class ServerProtocol(LineReceiver):
     # only guards against something that is not a chatroom server.
     MAX_LENGTH = 1 << 20
 
-    def __init__(self, client: ChatClient) -> None:
+    def __init__(self, client: ChatClient, tls_host: str | None = None) -> None:
         self.client = client
+        self.tls_host = tls_host
+        self._refused: Failure | None = None
 
     def connectionMade(self) -> None:
         """
-        Disable Nagle: chat lines are tiny and latency is what people see.
+        Take over the certificate check of a TLS connection (whose
+        handshake starts once this returns), and disable Nagle: chat lines
+        are tiny and latency is what people see.
         """
+        get_handle = getattr(self.transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if isinstance(handle, SSL.Connection):
+            handle.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
         set_no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
         self.client.server_connected(self)
+
+    def _verify(
+        self, connection: SSL.Connection, cert: X509, error: int, depth: int, ok: int
+    ) -> bool:
+        """
+        OpenSSL's certificate callback: keep its verdict on the chain, and
+        check the server's own certificate (depth 0) for the host.  Nothing
+        may be raised here (OpenSSL would lose it), so any problem is a
+        refusal.
+        """
+        if not ok:
+            return False
+        if depth != 0:
+            return True
+        try:
+            self._check(cert)
+        except Exception:
+            self._refused = Failure()
+            fail = getattr(self.transport, "failVerification", None)
+            if fail is not None:
+                fail(self._refused)
+            return False
+        return True
+
+    def _check(self, cert: X509 | None) -> None:
+        if self.tls_host is None:
+            raise _NoHostToCheck()
+        check_certificate_host(cert, self.tls_host)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is over and no data has been read yet: check the
+        certificate once more, and drop the connection if it does not name
+        the host.
+        """
+        get_peer_certificate = getattr(self.transport, "getPeerCertificate", None)
+        try:
+            if get_peer_certificate is None:
+                raise _NoHostToCheck()
+            self._check(get_peer_certificate())
+        except Exception:
+            self._refused = Failure()
+            assert self.transport is not None
+            abort = getattr(self.transport, "abortConnection", self.transport.loseConnection)
+            abort()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Read nothing from a server whose certificate was refused.
+        """
+        if self._refused is None:
+            super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         """
@@ -1164,7 +1432,7 @@ class ServerProtocol(LineReceiver):
         """
         Tell the client, which decides whether this was expected.
         """
-        self.client.server_lost(reason)
+        self.client.server_lost(self._refused or reason)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -1307,6 +1575,35 @@ class TerminalMode:
         mode[6] = cc
         termios.tcsetattr(self._fd, termios.TCSANOW, mode)
 
+    def suspend(self) -> None:
+        """
+        Give the terminal back as the user had it, for the shell, while the
+        client is stopped (Ctrl-Z); L{resume} takes it again.
+        """
+        if self._restored:
+            return
+        try:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags)
+        except (OSError, termios.error):
+            pass
+
+    def resume(self) -> None:
+        """
+        Back in the foreground (C{fg}): cbreak mode again, as the shell
+        leaves the terminal as it likes it, echo on, and non-blocking again
+        for StandardIO (the shell may have turned that off, as dash does
+        after a C{kill -STOP}).
+        """
+        if self._restored:
+            return
+        try:
+            self.cbreak()
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        except (OSError, termios.error):
+            pass
+
     def restore(self) -> None:
         """
         Put the terminal back as it was; safe to call more than once.
@@ -1321,6 +1618,66 @@ class TerminalMode:
             pass
         finally:
             os.close(self._fd)
+
+
+class Suspension:
+    """
+    Job control on a terminal: Ctrl-Z gives the user's terminal mode back
+    before the client stops, and C{fg} takes cbreak mode (no echo) again
+    and redraws the input line.  Without it the shell's mode stays after
+    C{fg}, and whatever is typed next, a password included, is echoed.
+
+    SIGTSTP is caught, so the client stops itself: the terminal is
+    restored, the default action put back for a moment and the signal sent
+    again.  SIGCONT, whatever stopped the client, resumes the terminal;
+    the redraw goes through the reactor (C{callFromThread} is safe in a
+    signal handler), which owns standard output.
+
+    @ivar terminal: The terminal to give back and take again.
+    """
+
+    def __init__(
+        self,
+        terminal: TerminalMode,
+        call_from_thread: Callable[..., object],
+        redraw: Callable[[], None],
+    ) -> None:
+        self.terminal = terminal
+        self._call_from_thread = call_from_thread
+        self._redraw = redraw
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """
+        Catch SIGTSTP and SIGCONT until L{uninstall}.
+        """
+        self._previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._stop)
+        self._previous[signal.SIGCONT] = signal.signal(signal.SIGCONT, self._continue)
+
+    def uninstall(self) -> None:
+        """
+        Put back the handlers there were; before the terminal is restored
+        for good, so that a late signal cannot take it again.
+        """
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.terminal.suspend()
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)
+        # Stopped here until SIGCONT, whose handler redraws once this
+        # returns; or not stopped at all, when the kernel ignores the stop
+        # of an orphaned process group (no shell to resume it), and then
+        # there is nothing to redraw but the terminal must be ours again.
+        if self._previous:
+            signal.signal(signal.SIGTSTP, self._stop)
+        self.terminal.resume()
+
+    def _continue(self, signum: int, frame: object) -> None:
+        self.terminal.resume()
+        self._call_from_thread(self._redraw)
 
 
 async def run(reactor: Any, options: Options) -> Outcome:
@@ -1343,9 +1700,13 @@ async def run(reactor: Any, options: Options) -> Outcome:
             interactive = False
         if terminal is not None:
             reactor.addSystemEventTrigger("before", "shutdown", terminal.restore)
+    suspension: Suspension | None = None
     try:
         style = Style(use_colour(1, os.environ))
         screen = Screen(interactive)
+        if terminal is not None:
+            suspension = Suspension(terminal, reactor.callFromThread, screen.redraw)
+            suspension.install()
         renderer = Renderer(style, reactor.seconds)
         client = ChatClient(
             screen,
@@ -1360,7 +1721,8 @@ async def run(reactor: Any, options: Options) -> Outcome:
         if interactive:
             screen.show(renderer.system(f"connecting to {options.address()}..."))
         try:
-            await connectProtocol(options.endpoint(reactor), ServerProtocol(client))
+            server = ServerProtocol(client, options.tls_host())
+            await connectProtocol(options.endpoint(reactor), server)
         except Exception as error:
             message = " ".join(str(error).split()) or type(error).__name__
             client.connect_failed(message)
@@ -1369,6 +1731,8 @@ async def run(reactor: Any, options: Options) -> Outcome:
         await console.closed
         return outcome
     finally:
+        if suspension is not None:
+            suspension.uninstall()
         if terminal is not None:
             terminal.restore()
 
@@ -1386,13 +1750,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     The C{chatroom-client} console script.
 
     Options are parsed before the reactor starts so that C{--help} and
-    usage errors need no event loop; a usage error exits 2.
+    usage errors need no event loop; a usage error is one line on stderr
+    (the help is one C{--help} away) and exit status 2.
     """
     options = Options()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as error:
-        sys.stderr.write(f"{PROGRAM}: {error}\nTry '{PROGRAM} --help'.\n")
+        message = " ".join(str(error).split())
+        sys.stderr.write(f"{PROGRAM}: {message}; see --help\n")
         sys.exit(2)
     task.react(_main, (options,))
 

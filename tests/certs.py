@@ -2,7 +2,8 @@
 A throw-away certificate authority and server certificate for the TLS tests.
 
 The tests need a certificate that a client can verify (against this CA,
-never the system's) and one that it must refuse (wrong host name), made
+never the system's) and ones that it must refuse (another host name, no
+subjectAltName at all, an address written as a DNS name), made
 fresh for each run so that nothing secret or expiring lives in the
 repository.  EC P-256 keys: as good as RSA here, and generated instantly.
 """
@@ -38,7 +39,11 @@ def _name(common_name: str) -> x509.Name:
 
 
 def write_certificates(
-    directory: Path, names: Sequence[str] = ("localhost", "127.0.0.1")
+    directory: Path,
+    names: Sequence[str] = ("localhost", "127.0.0.1"),
+    *,
+    common_name: str | None = None,
+    addresses_as_dns: bool = False,
 ) -> CertificateFiles:
     """
     Make a new CA and a server certificate it signs, and write C{ca.pem},
@@ -48,6 +53,12 @@ def write_certificates(
         subjectAltName entries: an IP address literal becomes an IP entry
         (clients match addresses only against those), anything else a DNS
         name.  The common name is never used for matching by modern clients.
+        No names: no subjectAltName extension at all, as C{openssl req
+        -x509 -subj /CN=...} makes.
+    @param common_name: The subject's common name; the first name by
+        default.
+    @param addresses_as_dns: Write IP address literals as DNS names too
+        (C{DNS:127.0.0.1}), which no client may take for the address.
     """
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
@@ -86,26 +97,29 @@ def write_certificates(
     alt_names: list[x509.GeneralName] = []
     for name in names:
         try:
+            if addresses_as_dns:
+                raise ValueError(name)
             alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt_names.append(x509.DNSName(name))
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
+        .subject_name(_name(common_name or names[0]))
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
 
     files = CertificateFiles(directory / "ca.pem", directory / "key.pem", directory / "cert.pem")
     files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))

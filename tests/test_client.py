@@ -7,13 +7,17 @@ real server, through a pipe and through a pseudo-terminal.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import queue
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +26,7 @@ from typing import Any
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
+from OpenSSL.crypto import FILETYPE_PEM, X509, load_certificate
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -39,9 +44,13 @@ from chat.client import (
     Screen,
     ServerProtocol,
     Style,
+    Suspension,
+    TerminalMode,
+    main,
     use_colour,
 )
 from chat.lines import format_timestamp, parse_line, parse_timestamp
+from tests.certs import write_certificates
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10
@@ -167,6 +176,108 @@ def test_options_refuse_contradictions_and_nonsense(argv: list[str]) -> None:
         Options().parseOptions(argv)
 
 
+class TLSTransport(StringTransport):
+    """
+    A transport that says its TLS handshake is over, with C{certificate}.
+    """
+
+    def __init__(self, certificate: X509) -> None:
+        super().__init__()
+        self.certificate = certificate
+        self.aborted = False
+
+    def getPeerCertificate(self) -> X509:
+        return self.certificate
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+@pytest.mark.parametrize(
+    ("host", "refusal"),
+    [
+        ("localhost", None),
+        ("127.0.0.1", "the server's certificate could not be verified: it is not for 127.0.0.1"),
+        (None, "the server's certificate could not be checked: no host name to check it"),
+    ],
+)
+def test_the_certificate_is_checked_again_after_the_handshake(
+    tmp_path: Path, host: str | None, refusal: str | None
+) -> None:
+    """
+    Should the certificate callback have been bypassed, the handshake's end
+    still checks the certificate before any server line is read, so the
+    login is never sent.
+    """
+    certs = write_certificates(tmp_path, ["localhost"])
+    certificate = load_certificate(FILETYPE_PEM, certs.cert.read_bytes())
+    h = Harness()
+    server = ServerProtocol(h.client, host)
+    transport = TLSTransport(certificate)
+    server.makeConnection(transport)
+    h.type("login\nalice\npassword1\n")
+    server.handshakeCompleted()
+    server.dataReceived(b"HELLO chatroom 1 :Welcome\n")
+    if refusal is None:
+        assert not transport.aborted
+        assert transport.value() == b"/login alice password1\n"
+        return
+    assert transport.aborted
+    assert transport.value() == b""
+    server.connectionLost(Failure(ConnectionDone()))
+    [outcome] = h.outcomes
+    assert outcome.code == 1
+    assert outcome.reason is not None
+    assert outcome.reason.startswith(f"cannot connect to chat.test:5000: {refusal}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--port", "abc"], "--port: abc is not a port number (1-65535)"),
+        (["-p", "0"], "--port: 0 is not a port number (1-65535)"),
+        (["--port", "70000"], "--port: 70000 is not a port number (1-65535)"),
+        (["--port", "+80"], "--port: +80 is not a port number (1-65535)"),
+        (["--port"], "option --port requires argument"),
+        (["--host", ""], "--host: '' is not a host name or address"),
+        (["--user", "two words"], "--user: 'two words' is not a username (one word)"),
+        (["--cafile", "/nonexistent/ca.pem"], "--cafile: /nonexistent/ca.pem: No such file"),
+        (["--connect", "tcp:chat.test:abc"], "--connect: tcp:chat.test:abc is not a client"),
+        (["--connect", "nope:chat.test"], "--connect: nope:chat.test is not a client"),
+        (["--connect", "tcp:chat.test"], "--connect: tcp:chat.test is not a client"),
+        (["--bogus"], "option --bogus not recognized"),
+        (["chat.test"], "unexpected argument 'chat.test' (options start with --)"),
+        (["--connect", "tcp:a:1", "--port", "2"], "use either --connect or --host/--port"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"chatroom-client: {message}")
+    assert err.endswith("; see --help\n")
+    assert err.count("\n") == 1
+
+
+def test_bad_port_from_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.client", "--port", "abc"],
+        cwd=ROOT,
+        env=client_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "chatroom-client: --port: abc is not a port number (1-65535); see --help\n"
+    )
+
+
 def test_colour_only_on_a_terminal_without_no_color() -> None:
     read, write = os.pipe()
     try:
@@ -180,6 +291,43 @@ def test_colour_only_on_a_terminal_without_no_color() -> None:
         assert use_colour(secondary, {"NO_COLOR": ""})
         assert not use_colour(secondary, {"NO_COLOR": "1"})
         assert not use_colour(secondary, {"TERM": "dumb"})
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+def test_terminal_mode_is_given_back_and_taken_again() -> None:
+    """
+    Ctrl-Z gives the terminal back as the user had it, C{fg} (SIGCONT)
+    takes cbreak mode again, and redraws through the reactor.
+    """
+    primary, secondary = os.openpty()
+    try:
+
+        def lflags() -> tuple[bool, bool]:
+            mode = termios.tcgetattr(secondary)
+            return bool(mode[3] & termios.ICANON), bool(mode[3] & termios.ECHO)
+
+        terminal = TerminalMode(secondary)
+        terminal.cbreak()
+        assert lflags() == (False, False)
+        terminal.suspend()
+        assert lflags() == (True, True)
+        redraws: list[Any] = []
+        suspension = Suspension(terminal, redraws.append, lambda: None)
+        suspension.install()
+        try:
+            os.kill(os.getpid(), signal.SIGCONT)
+        finally:
+            suspension.uninstall()
+        assert lflags() == (False, False)
+        assert fcntl.fcntl(secondary, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert len(redraws) == 1
+        assert signal.getsignal(signal.SIGCONT) == signal.SIG_DFL
+        terminal.restore()
+        assert lflags() == (True, True)
+        terminal.resume()
+        assert lflags() == (True, True)
     finally:
         os.close(primary)
         os.close(secondary)
@@ -364,6 +512,21 @@ def test_exit_typed_by_the_script_is_a_quit() -> None:
     assert h.outcomes == [Outcome(0)]
 
 
+def test_control_characters_are_dropped_before_deciding_what_a_line_is() -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear("OK join general", "END history general")
+    h.type("\x07/who\n\x1b[31m/rooms\n\x1b[1mhel\x00lo\tthere\x7f\n\x07\n\x1bOA/help\n")
+    assert h.sent() == ["/who", "/rooms", "hello\tthere", "/help"]
+    h.hear("INFO :server text", "END help")
+    assert h.lines()[-len(HELP.splitlines()) :] == [f"* {line}" for line in HELP.splitlines()]
+    h.type("\x07/quit\nnever sent\n")
+    assert h.sent() == ["/quit"]
+    h.hear("BYE :Goodbye")
+    h.lose(ConnectionDone())
+    assert h.outcomes == [Outcome(0)]
+
+
 def test_last_line_without_newline_is_sent() -> None:
     h = Harness()
     h.logged_in()
@@ -500,6 +663,33 @@ def test_terminal_register_asks_twice_and_retries_on_mismatch() -> None:
     h.type("password1\rpassword1\r")
     assert h.sent() == ["/register alice password1"]
     assert "password1" not in h.output()
+
+
+@pytest.mark.parametrize("start", ["r\ralice\rshort\rshort\r", "/register alice short\r"])
+def test_terminal_weak_registration_password_is_asked_for_again(start: str) -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type(start)
+    assert h.sent() == ["/register alice short"]
+    h.output()
+    h.hear("ERR weak-password :a password is 8 to 128 characters")
+    assert h.client.phase is Phase.ASK_PASSWORD
+    assert h.output().endswith("password: ")
+    h.type("longer-secret\rlonger-secret\r")
+    assert h.sent() == ["/register alice longer-secret"]
+    assert "longer-secret" not in h.output()
+
+
+@pytest.mark.parametrize(
+    ("user", "asked"), [(None, "username: "), ("alice", "login or register? ")]
+)
+def test_terminal_taken_name_is_asked_for_again(user: str | None, asked: str) -> None:
+    h = Harness(interactive=True, user=user)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("register\r" + ("alice\r" if user is None else "") + "password1\rpassword1\r")
+    assert h.sent() == ["/register alice password1"]
+    h.hear("ERR name-taken :alice is taken")
+    assert h.output().endswith(asked)
 
 
 def test_terminal_refused_login_asks_again() -> None:
@@ -773,16 +963,15 @@ def test_server_shutdown_exits_1_with_its_goodbye(
     assert client.stderr.count("\n") == 1
 
 
-def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> None:
+def spawn_terminal(port: int, *args: str) -> tuple[Any, io.StringIO]:
     """
-    On a pseudo-terminal: a refused login is asked again, registering asks
-    for the password twice, no password ever appears, an incoming message
-    does not disturb the line being typed, Ctrl-D quits cleanly.
+    The real client on a pseudo-terminal, without colours; everything it
+    writes is kept in the returned log.
     """
     log = io.StringIO()
     child = pexpect.spawn(
         sys.executable,
-        client_command(chat_server.port)[1:],
+        client_command(port, *args)[1:],
         cwd=str(ROOT),
         env=client_env(NO_COLOR="1"),
         encoding="utf-8",
@@ -790,6 +979,16 @@ def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> N
         dimensions=(24, 200),
     )
     child.logfile_read = log
+    return child, log
+
+
+def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> None:
+    """
+    On a pseudo-terminal: a refused login is asked again, registering asks
+    for the password twice, no password ever appears, an incoming message
+    does not disturb the line being typed, Ctrl-D quits cleanly.
+    """
+    child, log = spawn_terminal(chat_server.port)
     try:
         child.expect_exact("login or register? ")
         child.sendline("login")
@@ -832,3 +1031,118 @@ def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> N
     assert "Sekrit" not in output
     assert "Wrong-Secret" not in output
     assert "\x1b[0m" not in output  # NO_COLOR
+
+
+def test_terminal_weak_password_is_asked_for_again(chat_server: Any) -> None:
+    """
+    A password the server finds too short is asked for again, twice and
+    hidden, instead of going back to "login or register?", which echoes.
+    """
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        child.expect_exact("login or register? ")
+        child.sendline("register")
+        child.expect_exact("username: ")
+        child.sendline("carol")
+        child.expect_exact("password: ")
+        child.sendline("Wk7x")
+        child.expect_exact("password again: ")
+        child.sendline("Wk7x")
+        child.expect_exact("(weak-password)")
+        child.expect_exact("password: ")
+        child.sendline("Str0ng-Passw0rd")
+        child.expect_exact("password again: ")
+        child.sendline("Str0ng-Passw0rd")
+        child.expect_exact("* registered and logged in as carol")
+        child.expect_exact("lobby> ")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    output = log.getvalue()
+    assert "Wk7x" not in output
+    assert "Str0ng" not in output
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_ctrl_z_and_fg_keep_the_password_hidden(chat_server: Any, shell: str) -> None:
+    """
+    Ctrl-Z gives the shell the terminal as the user had it (dash does not
+    restore it itself), and C{fg} takes cbreak mode again (bash puts its
+    own mode back, echo on, when a job stops): the password typed after
+    C{fg} is not echoed, and the input line is redrawn.
+    """
+    if shutil.which(shell) is None:
+        pytest.skip(f"no {shell}")
+    log = io.StringIO()
+    args = ["--norc", "--noprofile", "-i"] if shell == "bash" else ["-i"]
+    child = pexpect.spawn(
+        shell,
+        args,
+        cwd=str(ROOT),
+        env=client_env(NO_COLOR="1", PS1="shell$ ", TERM="xterm"),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=(24, 200),
+    )
+    child.logfile_read = log
+    try:
+        child.expect_exact("shell$ ")
+        child.sendline(" ".join(client_command(chat_server.port)))
+        child.expect_exact("login or register? ")
+        child.sendline("register")
+        child.expect_exact("username: ")
+        child.sendline("zoe")
+        child.expect_exact("password: ")
+        assert not child.getecho()
+        child.sendcontrol("z")
+        child.expect("Stopped")
+        child.expect_exact("shell$ ")
+        # The terminal is the user's again: what is typed is echoed.
+        child.sendline("echo still-here")
+        child.expect_exact("echo still-here\r\n")
+        child.expect_exact("still-here\r\n")
+        child.sendline("fg")
+        # Redrawn once the terminal is the client's again.
+        child.expect_exact("password: ")
+        assert not child.getecho()
+        child.sendline("Hidden-After-Fg")
+        child.expect_exact("password again: ")
+        assert not child.getecho()
+        child.sendline("Hidden-After-Fg")
+        child.expect_exact("* registered and logged in as zoe")
+        child.expect_exact("lobby> ")
+        child.sendcontrol("d")
+        child.expect_exact("* bye")
+        child.expect_exact("shell$ ")
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "Hidden" not in log.getvalue()
+
+
+def test_ctrl_z_that_cannot_stop_the_client_changes_nothing(chat_server: Any) -> None:
+    """
+    Started as a session leader (no shell, no job control), the client's
+    process group is orphaned and the kernel ignores the stop: the client
+    goes on, and must not be left with the terminal echoing.
+    """
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        child.expect_exact("login or register? ")
+        child.sendline("login")
+        child.expect_exact("username: ")
+        child.sendline("zoe")
+        child.expect_exact("password: ")
+        child.sendcontrol("z")
+        child.sendline("Not-Stopped-Secret")
+        child.expect_exact("(bad-credentials)")
+        assert not child.getecho()
+        child.expect_exact("login or register? ")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert "Not-Stopped" not in log.getvalue()

@@ -46,6 +46,8 @@ class Ports:
     tcp: int
     tls: int  # certificate for localhost and 127.0.0.1, from certs.ca
     tls_localhost: int  # certificate for localhost only, from localhost_certs.ca
+    tls_no_san: int  # CN=other.example and no subjectAltName, from no_san_certs.ca
+    tls_dns_address: int  # DNS:localhost, DNS:127.0.0.1, from dns_address_certs.ca
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class TLSServer:
     ports: Ports
     certs: CertificateFiles
     localhost_certs: CertificateFiles
+    no_san_certs: CertificateFiles
+    dns_address_certs: CertificateFiles
 
 
 def _ssl_port(files: CertificateFiles) -> str:
@@ -71,12 +75,11 @@ def _ssl_port(files: CertificateFiles) -> str:
     )
 
 
-def _start(
-    data: Path, certs: CertificateFiles, localhost_certs: CertificateFiles
-) -> tuple[subprocess.Popen[str], Ports]:
+def _start(data: Path, *tls_certs: CertificateFiles) -> tuple[subprocess.Popen[str], Ports]:
     """
     Launch C{twistd -n chatroom} as C{tests.conftest.ServerProcess} does, but
-    on three ports, and wait until it answers.
+    on a plain port and one TLS port per C{tls_certs}, and wait until it
+    answers.
 
     ServerProcess cannot be reused: it adds its own C{--port}, keeps only the
     first port logged, and probes with a plain connection.  Here the probe
@@ -93,10 +96,7 @@ def _start(
             "chatroom",
             "--port",
             "tcp:0:interface=127.0.0.1",
-            "--port",
-            _ssl_port(certs),
-            "--port",
-            _ssl_port(localhost_certs),
+            *(arg for files in tls_certs for arg in ("--port", _ssl_port(files))),
             "--data",
             str(data),
             "--bcrypt-rounds",
@@ -123,14 +123,14 @@ def _start(
     threading.Thread(target=drain, daemon=True).start()
     listening = []
     try:
-        for _ in range(3):
+        for _ in range(1 + len(tls_certs)):
             listening.append(found.get(timeout=30))
     except queue.Empty:
         process.kill()
         process.wait(TIMEOUT)
         raise RuntimeError("server did not start:\n" + "\n".join(output)) from None
-    # --port order is kept: the plain port first, then the two TLS ones.
-    assert [tls for tls, _ in listening] == [False, True, True], output
+    # --port order is kept: the plain port first, then the TLS ones.
+    assert [tls for tls, _ in listening] == [False] + [True] * len(tls_certs), output
     ports = Ports(*(port for _, port in listening))
     with socket.create_connection(("127.0.0.1", ports.tcp), timeout=TIMEOUT) as probe:
         assert probe.makefile("rb").readline().startswith(b"HELLO chatroom 1 ")
@@ -146,9 +146,14 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSServer]:
     base = tmp_path_factory.mktemp("tls")
     certs = write_certificates(base / "certs")
     localhost_certs = write_certificates(base / "localhost-certs", ["localhost"])
-    process, ports = _start(base / "data", certs, localhost_certs)
+    no_san_certs = write_certificates(base / "no-san-certs", [], common_name="other.example")
+    dns_address_certs = write_certificates(
+        base / "dns-address-certs", ["localhost", "127.0.0.1"], addresses_as_dns=True
+    )
+    all_certs = (certs, localhost_certs, no_san_certs, dns_address_certs)
+    process, ports = _start(base / "data", *all_certs)
     try:
-        yield TLSServer(ports, certs, localhost_certs)
+        yield TLSServer(ports, *all_certs)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -215,13 +220,11 @@ def test_connect_with_a_tls_endpoint_string(tls_server: TLSServer, tmp_path: Pat
     directory of its own, away from the server's key.  An address as the
     host checks the certificate's IP entry.
     """
-    roots = tmp_path / "roots"
-    roots.mkdir()
-    (roots / "ca.pem").write_bytes(tls_server.certs.ca.read_bytes())
+    roots = _trust_roots(tls_server.certs.ca, tmp_path / "roots")
     result = run_client(
         "register\ntls-bob\npassword1\n",
         "--connect",
-        f"tls:127.0.0.1:{tls_server.ports.tls}:trustRoots={quoteStringArgument(str(roots))}",
+        f"tls:127.0.0.1:{tls_server.ports.tls}:trustRoots={roots}",
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert "* registered and logged in as tls-bob" in result.stdout.splitlines()
@@ -249,6 +252,89 @@ def test_a_certificate_for_another_host_name_is_refused(tls_server: TLSServer) -
     # ...but that name is not 127.0.0.1.
     result = run_client("login\ntls-carol\npassword1\n", "--host", "127.0.0.1", *args)
     assert_refused(result, f"{_NOT_VERIFIED}: it is not for 127.0.0.1")
+
+
+def _trust_roots(ca: Path, directory: Path) -> str:
+    """
+    A C{trustRoots=} directory for a C{tls:} endpoint string: it must hold
+    only CA certificates among its C{*.pem} files (Twisted's rule).
+    """
+    directory.mkdir()
+    (directory / "ca.pem").write_bytes(ca.read_bytes())
+    return quoteStringArgument(str(directory))
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_a_certificate_without_subject_alt_name_is_refused(
+    tls_server: TLSServer, host: str
+) -> None:
+    """
+    C{CN=other.example} and no subjectAltName names no host at all.  Twisted
+    only logs the error service_identity raises for it, with a traceback,
+    and lets the handshake finish, so the client must not rely on that.
+    """
+    result = run_client(
+        "register\ntls-dave\npassword1\n",
+        "--host",
+        host,
+        "--port",
+        str(tls_server.ports.tls_no_san),
+        "--cafile",
+        str(tls_server.no_san_certs.ca),
+    )
+    assert_refused(result, f"{_NOT_VERIFIED}: it is not for {host} (certificate does not")
+
+
+def test_a_common_name_is_not_a_host_name(tls_server: TLSServer, tmp_path: Path) -> None:
+    """
+    Not even other.example, the common name, is named by that certificate;
+    a C{tls:} endpoint string (checked the same way as C{--tls}) reaches the
+    server under that name through C{endpoint=}.
+    """
+    roots = _trust_roots(tls_server.no_san_certs.ca, tmp_path / "roots")
+    port = tls_server.ports.tls_no_san
+    connect = f"tls:other.example:{port}:endpoint=tcp\\:127.0.0.1\\:{port}:trustRoots={roots}"
+    result = run_client("register\ntls-dave\npassword1\n", "--connect", connect)
+    assert_refused(result, f"{_NOT_VERIFIED}: it is not for other.example (certificate does not")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_an_address_written_as_a_dns_name_is_refused(tls_server: TLSServer, host: str) -> None:
+    """
+    C{DNS:127.0.0.1} does not name the address 127.0.0.1 (only an IP entry
+    does), and service_identity refuses to read a certificate with such an
+    entry at all, so even its C{DNS:localhost} is not taken.
+    """
+    result = run_client(
+        "register\ntls-erin\npassword1\n",
+        "--host",
+        host,
+        "--port",
+        str(tls_server.ports.tls_dns_address),
+        "--cafile",
+        str(tls_server.dns_address_certs.ca),
+    )
+    assert_refused(result, f"{_NOT_VERIFIED}: it is not for {host} (invalid DNS pattern")
+
+
+def test_an_ssl_endpoint_string_is_verified_too(tls_server: TLSServer, tmp_path: Path) -> None:
+    """
+    Twisted's C{ssl:} client endpoint checks no certificate unless given
+    C{caCertsDir}, and never the host name; the client checks both.
+    """
+    port = tls_server.ports.tls_localhost
+    unchecked = run_client("register\ntls-fay\npassword1\n", "--connect", f"ssl:localhost:{port}")
+    assert_refused(unchecked, f"{_NOT_VERIFIED}: not issued by a trusted CA")
+    roots = _trust_roots(tls_server.localhost_certs.ca, tmp_path / "roots")
+    wrong_host = run_client(
+        "register\ntls-fay\npassword1\n", "--connect", f"ssl:127.0.0.1:{port}:caCertsDir={roots}"
+    )
+    assert_refused(wrong_host, f"{_NOT_VERIFIED}: it is not for 127.0.0.1")
+    fine = run_client(
+        "register\ntls-fay\npassword1\n", "--connect", f"ssl:localhost:{port}:caCertsDir={roots}"
+    )
+    assert (fine.returncode, fine.stderr) == (0, ""), fine
+    assert "* registered and logged in as tls-fay" in fine.stdout.splitlines()
 
 
 def test_tls_to_a_plain_port_fails_with_one_line(tls_server: TLSServer) -> None:
@@ -284,8 +370,29 @@ def test_cafile_implies_tls_and_is_read_at_once(tmp_path: Path) -> None:
     assert options.trust_root is not None
     with pytest.raises(usage.UsageError, match="No such file"):
         Options().parseOptions(["--cafile", str(tmp_path / "missing.pem")])
-    with pytest.raises(usage.UsageError, match="no PEM certificate"):
+    with pytest.raises(usage.UsageError, match="holds no PEM certificate"):
         Options().parseOptions(["--cafile", str(certs.key)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "host"),
+    [
+        ([], None),
+        (["--host", "chat.test"], None),
+        (["--tls"], "127.0.0.1"),
+        (["--tls", "--host", "chat.test"], "chat.test"),
+        (["--connect", "tcp:chat.test:5000"], None),
+        (["--connect", "tls:chat.test:5001"], "chat.test"),
+        (["--connect", "TLS:port=5001:host=chat.test:timeout=3"], "chat.test"),
+        (["--connect", "tls:fe80\\:\\:1:5001:endpoint=tcp\\:localhost\\:5001"], "fe80::1"),
+        (["--connect", "ssl:chat.test:5001:caCertsDir=/etc/ssl/certs"], "chat.test"),
+        (["--connect", "unix:/run/chat.sock"], None),
+    ],
+)
+def test_the_host_a_certificate_must_name(argv: list[str], host: str | None) -> None:
+    options = Options()
+    options.parseOptions(argv)
+    assert options.tls_host() == host
 
 
 @pytest.mark.parametrize("flag", [["--tls"], ["--cafile", "ca.pem"]])
