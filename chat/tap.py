@@ -216,9 +216,10 @@ class ThreadPoolService(Service):
 
 class CleanExitService(Service):
     """
-    SIGTERM is how operators stop chatroom, so it is a normal exit: stop the
-    reactor (every service says goodbye and flushes) and exit with status 0,
-    where twistd would re-raise the signal once it is done.
+    SIGTERM and Ctrl-C (SIGINT) are how operators stop chatroom, so they are
+    a normal exit: stop the reactor (every service says goodbye and flushes)
+    and exit with status 0, where twistd would re-raise the signal once it
+    is done (status 130 for Ctrl-C).
     """
 
     def __init__(self, reactor: Any) -> None:
@@ -226,9 +227,15 @@ class CleanExitService(Service):
 
     def startService(self) -> None:
         super().startService()
-        # After reactor.run() has installed its own handlers, replace its
-        # SIGTERM handler.
-        self.reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._terminate)
+        # After reactor.run() has installed its own handlers, replace them.
+        self.reactor.callWhenRunning(self._install)
+
+    def _install(self) -> None:
+        signal.signal(signal.SIGTERM, self._terminate)
+        # A SIGINT ignored by whoever started us (nohup, a shell's "&")
+        # stays ignored, as the reactor leaves it.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self._terminate)
 
     def _terminate(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.reactor.stop)

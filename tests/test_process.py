@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -209,3 +210,30 @@ def test_a_member_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     assert any("Dropping" in line and "slow" in line for line in server.output)
     # Without the cap the server holds the ~20 MB the member did not read.
     assert growth < 8 * 1024, f"server grew by {growth} KiB"
+
+
+def test_sigint_says_bye_and_exits_zero(tmp_path: Path) -> None:
+    """
+    Ctrl-C in the terminal is a normal stop, as SIGTERM is.
+    """
+    server = ServerProcess(tmp_path / "data")
+    # A child inherits an ignored SIGINT (a test run started with "&" in a
+    # script); a terminal's Ctrl-C reaches a server that did not ignore it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        server.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        client = SocketClient(server)
+        client.send("/register alice password1", "general", "before Ctrl-C")
+        client.until("MSG general")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(20) == 0
+        assert client.line() == "BYE :server shutting down"
+        stored = (server.data / "rooms" / "general.log").read_text()
+        assert stored.endswith(" alice before Ctrl-C\n")
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
