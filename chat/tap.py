@@ -34,6 +34,7 @@ from chat.auth import BcryptFileChecker
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.interfaces import IAccountStore
+from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
 from chat.service import ChatRealm, ChatService
@@ -241,6 +242,41 @@ class CleanExitService(Service):
         self.reactor.callFromThread(self.reactor.stop)
 
 
+class DataLockService(Service):
+    """
+    Holds the data directory's lock (see L{chat.lock}) for the life of the
+    process; it is never released by hand, so that it outlasts the last
+    flush at shutdown.
+    """
+
+    def __init__(self, lock: DataLock) -> None:
+        self.lock = lock
+
+    def startService(self) -> None:
+        super().startService()
+        # twistd forks into the background between makeService and here.
+        self.lock.record_pid()
+
+
+def _lock_data(data: str) -> DataLock:
+    """
+    Take the lock of the data directory, or end the process with one line
+    that says who holds it and what to do: twistd would print a traceback
+    for any other exception raised in makeService.
+    """
+    try:
+        return lock_directory(Path(data))
+    except DirectoryInUse as e:
+        holder = "another chatroom server" + (f" (pid {e.pid})" if e.pid else "")
+        raise SystemExit(
+            f"chatroom: {data} is in use by {holder}; stop it or use another --data"
+        ) from None
+    except OSError as e:
+        raise SystemExit(
+            f"chatroom: cannot use {data}: {e}; fix it or use another --data"
+        ) from None
+
+
 @implementer(IStreamServerEndpoint)
 class HeldEndpoint:
     """
@@ -307,10 +343,13 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
     one listening port per C{--port}.
 
     @param reactor: The reactor to run on; the global one (and a process of
-        its own, whose SIGTERM this then handles) when not given.
+        its own, whose SIGTERM and SIGINT this then handles, and which holds
+        the lock of the data directory on the file store) when not given.
     """
     top = MultiService()
     if reactor is None:
+        if options.get("store") is None:
+            DataLockService(_lock_data(options["data"])).setServiceParent(top)
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor

@@ -6,6 +6,7 @@ C{kill -9}, and the plugin as installed.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -212,6 +213,21 @@ def test_a_member_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     assert growth < 8 * 1024, f"server grew by {growth} KiB"
 
 
+def _twistd(cwd: Path, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """
+    Run twistd (from this Python, with the plugin on the path) to its end.
+    """
+    return subprocess.run(
+        [*TWISTD, *argv],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_sigint_says_bye_and_exits_zero(tmp_path: Path) -> None:
     """
     Ctrl-C in the terminal is a normal stop, as SIGTERM is.
@@ -237,3 +253,96 @@ def test_sigint_says_bye_and_exits_zero(tmp_path: Path) -> None:
     finally:
         if server.process is not None and server.process.poll() is None:
             server.kill()
+
+
+def _in_use(data: Path, pid: int) -> str:
+    return (
+        f"chatroom: {data} is in use by another chatroom server (pid {pid}); "
+        "stop it or use another --data\n"
+    )
+
+
+def test_a_second_server_on_the_same_data_is_refused(chat_server: ServerProcess) -> None:
+    first = SocketClient(chat_server)
+    first.send("/register erin password1")
+    assert first.line() == "OK register erin"
+    second = _twistd(
+        chat_server.data.parent,
+        "-n",
+        "--pidfile=",
+        "-l",
+        "-",
+        "chatroom",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data",
+        str(chat_server.data),
+    )
+    assert second.returncode == 1
+    assert (second.stdout, second.stderr) == (
+        "",
+        _in_use(chat_server.data, process_pid(chat_server)),
+    )
+    # The first one never noticed.
+    again = SocketClient(chat_server)
+    again.send("/login erin password1")
+    assert again.line() == "OK login erin"
+
+
+def test_a_server_killed_with_kill_9_leaves_no_lock(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data")
+    server.start()
+    killed = process_pid(server)
+    server.kill()
+    lock_file = server.data / "chatroom.lock"
+    assert lock_file.read_text() == f"{killed}\n"
+    server.restart()
+    try:
+        assert lock_file.read_text() == f"{process_pid(server)}\n"
+        SocketClient(server).close()
+    finally:
+        server.kill()
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """
+    Wait for a process that is not our child (a daemon) to end.
+    """
+    fd = os.pidfd_open(pid)
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_survives_twistd_daemonizing(tmp_path: Path) -> None:
+    """
+    Without -n, twistd forks twice after makeService has taken the lock;
+    the daemon must still hold it, under its own PID.
+    """
+    data = tmp_path / "data"
+    started = _twistd(
+        tmp_path,
+        "--pidfile",
+        str(tmp_path / "chat.pid"),
+        "-l",
+        str(tmp_path / "chat.log"),
+        "chatroom",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data",
+        str(data),
+    )
+    # twistd's foreground process returns once the daemon has started.
+    assert started.returncode == 0, started
+    daemon = int((tmp_path / "chat.pid").read_text())
+    try:
+        assert started.stderr == ""
+        assert (data / "chatroom.lock").read_text() == f"{daemon}\n"
+        second = _twistd(
+            tmp_path, "-n", "--pidfile=", "chatroom", "--port", "tcp:0", "--data", str(data)
+        )
+        assert (second.returncode, second.stderr) == (1, _in_use(data, daemon))
+    finally:
+        os.kill(daemon, signal.SIGTERM)
+        assert _wait_for_exit(daemon, 20)

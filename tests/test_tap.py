@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.protocol import ChatFactory
 from chat.service import ChatService
-from chat.tap import HeldEndpoint, Options, makeService
+from chat.tap import DataLockService, HeldEndpoint, Options, makeService
 from tests.helpers import temp_dir, walk
 
 
@@ -148,3 +148,34 @@ class TapTests(SynchronousTestCase):
         Endpoint.listen = lambda self, factory: succeed(again)  # type: ignore[method-assign]
         held.listen(None)
         self.assertTrue(again.reading)
+
+
+class DataLockTests(SynchronousTestCase):
+    """
+    makeService without a reactor is twistd's: it locks the data directory.
+    """
+
+    def test_second_server_on_one_directory_exits_with_one_line(self) -> None:
+        import os
+
+        data = temp_dir(self) / "data"
+        options = Options()
+        options.parseOptions(["--data", str(data)])
+        first = makeService(options)
+        (lock,) = [s.lock for s in walk(first) if isinstance(s, DataLockService)]
+        self.addCleanup(lock.release)
+        with self.assertRaises(SystemExit) as caught:
+            makeService(options)
+        self.assertEqual(
+            caught.exception.code,
+            f"chatroom: {data} is in use by another chatroom server (pid {os.getpid()}); "
+            "stop it or use another --data",
+        )
+
+    def test_redis_store_locks_nothing(self) -> None:
+        data = temp_dir(self) / "data"
+        options = Options()
+        options.parseOptions(["--data", str(data), "--store", "redis://127.0.0.1:1/0"])
+        service = makeService(options)
+        self.assertEqual([s for s in walk(service) if isinstance(s, DataLockService)], [])
+        self.assertFalse(data.exists())
