@@ -28,8 +28,10 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
+from twisted.python.usage import CoerceParameter
 from zope.interface import implementer
 
+from chat import PROTOCOL_VERSION, __version__
 from chat.auth import BcryptFileChecker
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
@@ -45,15 +47,22 @@ __all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
 DEFAULT_PORT = "tcp:5000:interface=127.0.0.1"
 
 
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
 def _positive_int(value: str) -> int:
-    number = int(value)
+    number = _int(value)
     if number < 0:
         raise ValueError("must not be negative")
     return number
 
 
 def _rounds(value: str) -> int:
-    number = int(value)
+    number = _int(value)
     if not 4 <= number <= 31:
         raise ValueError("bcrypt cost goes from 4 to 31")
     return number
@@ -64,7 +73,10 @@ def _networks(value: str) -> tuple[Network, ...]:
 
 
 def _rate(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("not a number") from None
     if number < 0:
         raise ValueError("must not be negative")
     return number
@@ -89,8 +101,8 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             None,
             "Keep accounts, rooms, history and presence in Redis, shared with every "
-            "chatroom process pointed at it: redis://[:password@]host[:port][/db] or "
-            "unix:///path/redis.sock[?db=N]. [default: files under --data]",
+            "chatroom process pointed at it: redis://[[user]:password@]host[:port][/db] or "
+            "unix:///path/redis.sock?db=N. [default: files under --data]",
         ],
         [
             "history-cap",
@@ -121,7 +133,7 @@ class Options(usage.Options, AuthOptionMixin):
             "Lines a second one connection may send on average (0: no limit).",
             _rate,
         ],
-        ["flood-burst", None, 20.0, "Lines one connection may send at once.", _rate],
+        ["flood-burst", None, 20, "Lines one connection may send at once.", _positive_int],
         [
             "max-sendq",
             None,
@@ -164,6 +176,11 @@ class Options(usage.Options, AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        # --help shows docstrings as they are written, indentation and all.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
+        for name, handler in self._dispatch.items():
+            if isinstance(handler, CoerceParameter):
+                self._dispatch[name] = _NamedCoerce(self, handler.coerce)
 
     def opt_port(self, description: str) -> None:
         """
@@ -174,6 +191,39 @@ class Options(usage.Options, AuthOptionMixin):
         self["ports"].append(description)
 
     opt_p = opt_port
+
+    def opt_auth(self, description: str) -> None:
+        """
+        The credential checker, as a strcred string: bcrypt:PATH (a chatroom
+        user file, registration works) or any checker --help-auth lists
+        (registration is then closed). [default: bcrypt:DATA/users.txt, the
+        file under --data; with --store, the accounts in Redis]
+        """
+        AuthOptionMixin.opt_auth(self, description)  # type: ignore[no-untyped-call]
+
+    def opt_version(self) -> None:
+        """
+        Show chatroom's version and exit.
+        """
+        import twisted
+
+        print(
+            f"chatroom {__version__} (protocol {PROTOCOL_VERSION}, Twisted {twisted.__version__})"
+        )
+        raise SystemExit(0)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Under twistd, a mistake is reported in one line: twistd itself
+        would print the whole --help before it, burying the line that
+        matters.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            raise SystemExit(f"twistd chatroom: {e}; see twistd chatroom --help") from None
 
     def postOptions(self) -> None:
         if not self["ports"]:
@@ -194,6 +244,21 @@ class Options(usage.Options, AuthOptionMixin):
                 raise usage.UsageError(f"--store {self['store']}: {e}") from None
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
+
+
+class _NamedCoerce(CoerceParameter):
+    """
+    Names the option and the value in the error, which Twisted's own
+    "Parameter type enforcement failed" does not.
+    """
+
+    def dispatch(self, parameterName: str, value: str | None) -> None:
+        if value is None:
+            raise usage.UsageError(f"--{parameterName} needs a value")
+        try:
+            self.options.opts[parameterName] = self.coerce(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--{parameterName} {value}: {e}") from None
 
 
 class ThreadPoolService(Service):

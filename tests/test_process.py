@@ -346,3 +346,30 @@ def test_the_lock_survives_twistd_daemonizing(tmp_path: Path) -> None:
     finally:
         os.kill(daemon, signal.SIGTERM)
         assert _wait_for_exit(daemon, 20)
+
+
+def test_version_is_chatrooms(tmp_path: Path) -> None:
+    from chat import __version__
+
+    result = _twistd(tmp_path, "chatroom", "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"chatroom {__version__} (protocol 1, Twisted ")
+    assert result.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--max-sendq", "abc"], "--max-sendq abc: not a whole number"),
+        (["--port", "bogus:1"], "--port bogus:1: "),
+        (["--nope"], "option --nope not recognized"),
+    ],
+)
+def test_a_bad_value_is_one_line(tmp_path: Path, argv: list[str], error: str) -> None:
+    result = _twistd(tmp_path, "-n", "chatroom", *argv)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"twistd chatroom: {error}"), result.stderr
+    assert result.stderr.endswith("; see twistd chatroom --help\n")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "data").exists()
