@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -373,3 +375,52 @@ def test_a_bad_value_is_one_line(tmp_path: Path, argv: list[str], error: str) ->
     assert result.stderr.endswith("; see twistd chatroom --help\n")
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "data").exists()
+
+
+def _readme_tls() -> tuple[str, str, list[str]]:
+    """
+    The README's TLS recipe: the openssl command, the server's --port and
+    the client's arguments.
+    """
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## TLS\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    (openssl,) = [line for line in block if line.startswith("openssl req ")]
+    (server,) = [line for line in block if "twistd" in line]
+    (client,) = [line for line in block if "chatroom-client" in line]
+    port = server.split("--port ", 1)[1].split()[0]
+    return openssl, port, shlex.split(client)[1:]
+
+
+def test_the_readmes_tls_recipe_works(tmp_path: Path) -> None:
+    openssl, port, client_args = _readme_tls()
+    subprocess.run(shlex.split(openssl), cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    assert port.startswith("ssl:5001:")
+    server = ServerProcess(tmp_path / "data", "--port", port.replace("ssl:5001:", "ssl:0:", 1))
+    server.start()
+    try:
+        line = server.wait_for(r"ChatFactory \(TLS\) starting on \d+")
+        tls_port = line.rsplit(" ", 1)[1]
+        assert client_args[client_args.index("--port") + 1] == "5001"
+        client_args[client_args.index("--port") + 1] = tls_port
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for host in ("localhost", "127.0.0.1"):
+            client_args[client_args.index("--host") + 1] = host
+            result = subprocess.run(
+                [sys.executable, "-m", "chat.client", *client_args, "--user", f"u{host[0]}"],
+                input="register\npassword1\npassword1\n",
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert result.returncode == 0, result
+            assert f"registered and logged in as u{host[0]}" in result.stdout
+            # And a client that is not ours, checking the host name.
+            context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+            with socket.create_connection((host, int(tls_port)), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    assert tls.makefile("rb").readline().startswith(b"HELLO chatroom 1 ")
+    finally:
+        server.kill()
