@@ -255,6 +255,17 @@ class DataLockTests(SynchronousTestCase):
             "stop it or use another --data",
         )
 
+    def test_unusable_data_directory_is_one_line(self) -> None:
+        data = temp_dir(self) / "data"
+        data.write_text("a file, not a directory")
+        options = Options()
+        options.parseOptions(["--data", str(data)])
+        with self.assertRaises(SystemExit) as caught:
+            makeService(options)
+        message = str(caught.exception.code)
+        self.assertTrue(message.startswith(f"chatroom: cannot use {data}: "), message)
+        self.assertTrue(message.endswith("; fix it or use another --data"), message)
+
     def test_redis_store_locks_nothing(self) -> None:
         data = temp_dir(self) / "data"
         options = Options()
