@@ -26,11 +26,14 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
+from twisted.python.usage import CoerceParameter
 
+from chat import PROTOCOL_VERSION, __version__
 from chat.auth import BcryptFileChecker
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.interfaces import IAccountStore
+from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
 from chat.service import ChatRealm, ChatService
@@ -41,15 +44,22 @@ __all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
 DEFAULT_PORT = "tcp:5000:interface=127.0.0.1"
 
 
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+
+
 def _positive_int(value: str) -> int:
-    number = int(value)
+    number = _int(value)
     if number < 0:
         raise ValueError("must not be negative")
     return number
 
 
 def _rounds(value: str) -> int:
-    number = int(value)
+    number = _int(value)
     if not 4 <= number <= 31:
         raise ValueError("bcrypt cost goes from 4 to 31")
     return number
@@ -60,7 +70,10 @@ def _networks(value: str) -> tuple[Network, ...]:
 
 
 def _rate(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("not a number") from None
     if number < 0:
         raise ValueError("must not be negative")
     return number
@@ -85,8 +98,8 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             None,
             "Keep accounts, rooms, history and presence in Redis, shared with every "
-            "chatroom process pointed at it: redis://[:password@]host[:port][/db] or "
-            "unix:///path/redis.sock[?db=N]. [default: files under --data]",
+            "chatroom process pointed at it: redis://[[user]:password@]host[:port][/db] or "
+            "unix:///path/redis.sock?db=N. [default: files under --data]",
         ],
         [
             "history-cap",
@@ -117,7 +130,7 @@ class Options(usage.Options, AuthOptionMixin):
             "Lines a second one connection may send on average (0: no limit).",
             _rate,
         ],
-        ["flood-burst", None, 20.0, "Lines one connection may send at once.", _rate],
+        ["flood-burst", None, 20, "Lines one connection may send at once.", _positive_int],
         [
             "max-sendq",
             None,
@@ -160,6 +173,11 @@ class Options(usage.Options, AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        # --help shows docstrings as they are written, indentation and all.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
+        for name, handler in self._dispatch.items():
+            if isinstance(handler, CoerceParameter):
+                self._dispatch[name] = _NamedCoerce(self, handler.coerce)
 
     def opt_port(self, description: str) -> None:
         """
@@ -170,6 +188,39 @@ class Options(usage.Options, AuthOptionMixin):
         self["ports"].append(description)
 
     opt_p = opt_port
+
+    def opt_auth(self, description: str) -> None:
+        """
+        The credential checker, as a strcred string: bcrypt:PATH (a chatroom
+        user file, registration works) or any checker --help-auth lists
+        (registration is then closed). [default: bcrypt:DATA/users.txt, the
+        file under --data; with --store, the accounts in Redis]
+        """
+        AuthOptionMixin.opt_auth(self, description)  # type: ignore[no-untyped-call]
+
+    def opt_version(self) -> None:
+        """
+        Show chatroom's version and exit.
+        """
+        import twisted
+
+        print(
+            f"chatroom {__version__} (protocol {PROTOCOL_VERSION}, Twisted {twisted.__version__})"
+        )
+        raise SystemExit(0)
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Under twistd, a mistake is reported in one line: twistd itself
+        would print the whole --help before it, burying the line that
+        matters.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            raise SystemExit(f"twistd chatroom: {e}; see twistd chatroom --help") from None
 
     def postOptions(self) -> None:
         if not self["ports"]:
@@ -190,6 +241,21 @@ class Options(usage.Options, AuthOptionMixin):
                 raise usage.UsageError(f"--store {self['store']}: {e}") from None
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
+
+
+class _NamedCoerce(CoerceParameter):
+    """
+    Names the option and the value in the error, which Twisted's own
+    "Parameter type enforcement failed" does not.
+    """
+
+    def dispatch(self, parameterName: str, value: str | None) -> None:
+        if value is None:
+            raise usage.UsageError(f"--{parameterName} needs a value")
+        try:
+            self.options.opts[parameterName] = self.coerce(value)
+        except ValueError as e:
+            raise usage.UsageError(f"--{parameterName} {value}: {e}") from None
 
 
 class ThreadPoolService(Service):
@@ -213,9 +279,10 @@ class ThreadPoolService(Service):
 
 class CleanExitService(Service):
     """
-    SIGTERM is how operators stop chatroom, so it is a normal exit: stop the
-    reactor (every service says goodbye and flushes) and exit with status 0,
-    where twistd would re-raise the signal once it is done.
+    SIGTERM and Ctrl-C (SIGINT) are how operators stop chatroom, so they are
+    a normal exit: stop the reactor (every service says goodbye and flushes)
+    and exit with status 0, where twistd would re-raise the signal once it
+    is done (status 130 for Ctrl-C).
     """
 
     def __init__(self, reactor: Any) -> None:
@@ -223,12 +290,53 @@ class CleanExitService(Service):
 
     def startService(self) -> None:
         super().startService()
-        # After reactor.run() has installed its own handlers, replace its
-        # SIGTERM handler.
-        self.reactor.callWhenRunning(signal.signal, signal.SIGTERM, self._terminate)
+        # After reactor.run() has installed its own handlers, replace them.
+        self.reactor.callWhenRunning(self._install)
+
+    def _install(self) -> None:
+        signal.signal(signal.SIGTERM, self._terminate)
+        # A SIGINT ignored by whoever started us (nohup, a shell's "&")
+        # stays ignored, as the reactor leaves it.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self._terminate)
 
     def _terminate(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.reactor.stop)
+
+
+class DataLockService(Service):
+    """
+    Holds the data directory's lock (see L{chat.lock}) for the life of the
+    process; it is never released by hand, so that it outlasts the last
+    flush at shutdown.
+    """
+
+    def __init__(self, lock: DataLock) -> None:
+        self.lock = lock
+
+    def startService(self) -> None:
+        super().startService()
+        # twistd forks into the background between makeService and here.
+        self.lock.record_pid()
+
+
+def _lock_data(data: str) -> DataLock:
+    """
+    Take the lock of the data directory, or end the process with one line
+    that says who holds it and what to do: twistd would print a traceback
+    for any other exception raised in makeService.
+    """
+    try:
+        return lock_directory(Path(data))
+    except DirectoryInUse as e:
+        holder = "another chatroom server" + (f" (pid {e.pid})" if e.pid else "")
+        raise SystemExit(
+            f"chatroom: {data} is in use by {holder}; stop it or use another --data"
+        ) from None
+    except OSError as e:
+        raise SystemExit(
+            f"chatroom: cannot use {data}: {e}; fix it or use another --data"
+        ) from None
 
 
 _niced = threading.local()
@@ -262,10 +370,13 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
     one listening port per C{--port}.
 
     @param reactor: The reactor to run on; the global one (and a process of
-        its own, whose SIGTERM this then handles) when not given.
+        its own, whose SIGTERM and SIGINT this then handles, and which holds
+        the lock of the data directory on the file store) when not given.
     """
     top = MultiService()
     if reactor is None:
+        if options.get("store") is None:
+            DataLockService(_lock_data(options["data"])).setServiceParent(top)
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor

@@ -6,8 +6,12 @@ C{kill -9}, and the plugin as installed.
 from __future__ import annotations
 
 import os
+import select
+import shlex
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -209,3 +213,214 @@ def test_a_member_that_stops_reading_is_dropped(tmp_path: Path) -> None:
     assert any("Dropping" in line and "slow" in line for line in server.output)
     # Without the cap the server holds the ~20 MB the member did not read.
     assert growth < 8 * 1024, f"server grew by {growth} KiB"
+
+
+def _twistd(cwd: Path, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """
+    Run twistd (from this Python, with the plugin on the path) to its end.
+    """
+    return subprocess.run(
+        [*TWISTD, *argv],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_sigint_says_bye_and_exits_zero(tmp_path: Path) -> None:
+    """
+    Ctrl-C in the terminal is a normal stop, as SIGTERM is.
+    """
+    server = ServerProcess(tmp_path / "data")
+    # A child inherits an ignored SIGINT (a test run started with "&" in a
+    # script); a terminal's Ctrl-C reaches a server that did not ignore it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        server.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        client = SocketClient(server)
+        client.send("/register alice password1", "general", "before Ctrl-C")
+        client.until("MSG general")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(20) == 0
+        assert client.line() == "BYE :server shutting down"
+        stored = (server.data / "rooms" / "general.log").read_text()
+        assert stored.endswith(" alice before Ctrl-C\n")
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+
+
+def _in_use(data: Path, pid: int) -> str:
+    return (
+        f"chatroom: {data} is in use by another chatroom server (pid {pid}); "
+        "stop it or use another --data\n"
+    )
+
+
+def test_a_second_server_on_the_same_data_is_refused(chat_server: ServerProcess) -> None:
+    first = SocketClient(chat_server)
+    first.send("/register erin password1")
+    assert first.line() == "OK register erin"
+    second = _twistd(
+        chat_server.data.parent,
+        "-n",
+        "--pidfile=",
+        "-l",
+        "-",
+        "chatroom",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data",
+        str(chat_server.data),
+    )
+    assert second.returncode == 1
+    assert (second.stdout, second.stderr) == (
+        "",
+        _in_use(chat_server.data, process_pid(chat_server)),
+    )
+    # The first one never noticed.
+    again = SocketClient(chat_server)
+    again.send("/login erin password1")
+    assert again.line() == "OK login erin"
+
+
+def test_a_server_killed_with_kill_9_leaves_no_lock(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data")
+    server.start()
+    killed = process_pid(server)
+    server.kill()
+    lock_file = server.data / "chatroom.lock"
+    assert lock_file.read_text() == f"{killed}\n"
+    server.restart()
+    try:
+        assert lock_file.read_text() == f"{process_pid(server)}\n"
+        SocketClient(server).close()
+    finally:
+        server.kill()
+
+
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """
+    Wait for a process that is not our child (a daemon) to end.
+    """
+    fd = os.pidfd_open(pid)
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_survives_twistd_daemonizing(tmp_path: Path) -> None:
+    """
+    Without -n, twistd forks twice after makeService has taken the lock;
+    the daemon must still hold it, under its own PID.
+    """
+    data = tmp_path / "data"
+    started = _twistd(
+        tmp_path,
+        "--pidfile",
+        str(tmp_path / "chat.pid"),
+        "-l",
+        str(tmp_path / "chat.log"),
+        "chatroom",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data",
+        str(data),
+    )
+    # twistd's foreground process returns once the daemon has started.
+    assert started.returncode == 0, started
+    daemon = int((tmp_path / "chat.pid").read_text())
+    try:
+        assert started.stderr == ""
+        assert (data / "chatroom.lock").read_text() == f"{daemon}\n"
+        second = _twistd(
+            tmp_path, "-n", "--pidfile=", "chatroom", "--port", "tcp:0", "--data", str(data)
+        )
+        assert (second.returncode, second.stderr) == (1, _in_use(data, daemon))
+    finally:
+        os.kill(daemon, signal.SIGTERM)
+        assert _wait_for_exit(daemon, 20)
+
+
+def test_version_is_chatrooms(tmp_path: Path) -> None:
+    from chat import __version__
+
+    result = _twistd(tmp_path, "chatroom", "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"chatroom {__version__} (protocol 1, Twisted ")
+    assert result.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--max-sendq", "abc"], "--max-sendq abc: not a whole number"),
+        (["--port", "bogus:1"], "--port bogus:1: "),
+        (["--nope"], "option --nope not recognized"),
+    ],
+)
+def test_a_bad_value_is_one_line(tmp_path: Path, argv: list[str], error: str) -> None:
+    result = _twistd(tmp_path, "-n", "chatroom", *argv)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"twistd chatroom: {error}"), result.stderr
+    assert result.stderr.endswith("; see twistd chatroom --help\n")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "data").exists()
+
+
+def _readme_tls() -> tuple[str, str, list[str]]:
+    """
+    The README's TLS recipe: the openssl command, the server's --port and
+    the client's arguments.
+    """
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## TLS\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    (openssl,) = [line for line in block if line.startswith("openssl req ")]
+    (server,) = [line for line in block if "twistd" in line]
+    (client,) = [line for line in block if "chatroom-client" in line]
+    port = server.split("--port ", 1)[1].split()[0]
+    return openssl, port, shlex.split(client)[1:]
+
+
+def test_the_readmes_tls_recipe_works(tmp_path: Path) -> None:
+    openssl, port, client_args = _readme_tls()
+    subprocess.run(shlex.split(openssl), cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    assert port.startswith("ssl:5001:")
+    server = ServerProcess(tmp_path / "data", "--port", port.replace("ssl:5001:", "ssl:0:", 1))
+    server.start()
+    try:
+        line = server.wait_for(r"ChatFactory \(TLS\) starting on \d+")
+        tls_port = line.rsplit(" ", 1)[1]
+        assert client_args[client_args.index("--port") + 1] == "5001"
+        client_args[client_args.index("--port") + 1] = tls_port
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        for host in ("localhost", "127.0.0.1"):
+            client_args[client_args.index("--host") + 1] = host
+            result = subprocess.run(
+                [sys.executable, "-m", "chat.client", *client_args, "--user", f"u{host[0]}"],
+                input="register\npassword1\npassword1\n",
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert result.returncode == 0, result
+            assert f"registered and logged in as u{host[0]}" in result.stdout
+            # And a client that is not ours, checking the host name.
+            context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+            with socket.create_connection((host, int(tls_port)), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    assert tls.makefile("rb").readline().startswith(b"HELLO chatroom 1 ")
+    finally:
+        server.kill()

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chat.cluster import RedisAccounts, RedisBackend
 from chat.protocol import ChatFactory
 from chat.service import ChatService
-from chat.tap import Options, makeService
+from chat.tap import DataLockService, Options, makeService
 from tests.helpers import temp_dir, walk
 
 
@@ -119,3 +119,128 @@ class TapTests(SynchronousTestCase):
         _, factory = build(temp_dir(self))
         self.assertTrue(factory.service.ready.called)
         self.assertTrue(factory.service.started)
+
+
+def _help() -> str:
+    return str(Options())
+
+
+class HelpTests(SynchronousTestCase):
+    """
+    What C{twistd chatroom --help} and C{--version} say, and how a mistake
+    is reported.
+    """
+
+    def test_auth_says_what_it_defaults_to(self) -> None:
+        (auth,) = [doc for name, doc in Options().docs.items() if name == "auth"]
+        self.assertIn("[default: bcrypt:DATA/users.txt", auth)
+        self.assertIn("with --store, the accounts in Redis", auth)
+
+    def test_flood_burst_is_a_count(self) -> None:
+        self.assertRegex(" ".join(_help().split()), r"--flood-burst= [^[]*\[default: 20\]")
+        options = Options()
+        options.parseOptions(["--flood-burst", "7"])
+        self.assertEqual(options["flood-burst"], 7)
+        self.assertIsInstance(options["flood-burst"], int)
+        with self.assertRaises(UsageError):
+            Options().parseOptions(["--flood-burst", "2.5"])
+
+    def test_no_stray_spaces_in_any_option_text(self) -> None:
+        for line in _help().splitlines():
+            text = line.strip()
+            if text.startswith("-"):
+                # Drop the option column, which is padded to the text's.
+                text = text.split("  ", 1)[-1].strip()
+            self.assertNotIn("  ", text, line)
+        self.assertIn("unix:/tmp/chat.sock. Repeat for several.", " ".join(_help().split()))
+
+    def test_store_syntax_is_the_readmes(self) -> None:
+        readme = (Path(__file__).parent.parent / "README.md").read_text()
+        (row,) = [line for line in readme.splitlines() if line.startswith("| `--store` |")]
+        forms = row.split("|")[3].split("`")[1:4:2]
+        self.assertEqual(
+            forms, ["redis://[[user]:password@]host[:port][/db]", "unix:///path/redis.sock?db=N"]
+        )
+        words = " ".join(_help().split())
+        for form in forms:
+            self.assertIn(form, words)
+
+    def test_version_is_chatrooms(self) -> None:
+        import io
+        from contextlib import redirect_stdout
+
+        from chat import PROTOCOL_VERSION, __version__
+
+        out = io.StringIO()
+        with redirect_stdout(out), self.assertRaises(SystemExit) as caught:
+            Options().parseOptions(["--version"])
+        self.assertEqual(caught.exception.code, 0)
+        self.assertTrue(
+            out.getvalue().startswith(f"chatroom {__version__} (protocol {PROTOCOL_VERSION}, "),
+            out.getvalue(),
+        )
+
+    def test_a_bad_value_names_the_option_and_what_is_wrong(self) -> None:
+        for argv, message in [
+            (["--max-sendq", "abc"], "--max-sendq abc: not a whole number"),
+            (["--flood-rate", "fast"], "--flood-rate fast: not a number"),
+            (["--history", "-1"], "--history -1: must not be negative"),
+            (["-d"], "option -d requires argument"),
+        ]:
+            with self.assertRaises(UsageError) as caught:
+                Options().parseOptions(argv)
+            self.assertEqual(str(caught.exception), message)
+
+    def test_under_twistd_a_mistake_is_one_line(self) -> None:
+        # twistd sets parent before parsing, and prints its whole usage
+        # before any UsageError; a SystemExit is printed alone.
+        options = Options()
+        options.parent = Options()
+        with self.assertRaises(SystemExit) as caught:
+            options.parseOptions(["--max-sendq", "abc"])
+        self.assertEqual(
+            caught.exception.code,
+            "twistd chatroom: --max-sendq abc: not a whole number; see twistd chatroom --help",
+        )
+
+
+class DataLockTests(SynchronousTestCase):
+    """
+    makeService without a reactor is twistd's: it locks the data directory.
+    """
+
+    def test_second_server_on_one_directory_exits_with_one_line(self) -> None:
+        import os
+
+        data = temp_dir(self) / "data"
+        options = Options()
+        options.parseOptions(["--data", str(data)])
+        first = makeService(options)
+        (lock,) = [s.lock for s in walk(first) if isinstance(s, DataLockService)]
+        self.addCleanup(lock.release)
+        with self.assertRaises(SystemExit) as caught:
+            makeService(options)
+        self.assertEqual(
+            caught.exception.code,
+            f"chatroom: {data} is in use by another chatroom server (pid {os.getpid()}); "
+            "stop it or use another --data",
+        )
+
+    def test_unusable_data_directory_is_one_line(self) -> None:
+        data = temp_dir(self) / "data"
+        data.write_text("a file, not a directory")
+        options = Options()
+        options.parseOptions(["--data", str(data)])
+        with self.assertRaises(SystemExit) as caught:
+            makeService(options)
+        message = str(caught.exception.code)
+        self.assertTrue(message.startswith(f"chatroom: cannot use {data}: "), message)
+        self.assertTrue(message.endswith("; fix it or use another --data"), message)
+
+    def test_redis_store_locks_nothing(self) -> None:
+        data = temp_dir(self) / "data"
+        options = Options()
+        options.parseOptions(["--data", str(data), "--store", "redis://127.0.0.1:1/0"])
+        service = makeService(options)
+        self.assertEqual([s for s in walk(service) if isinstance(s, DataLockService)], [])
+        self.assertFalse(data.exists())
