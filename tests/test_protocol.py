@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from unittest import mock
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
 from tests.helpers import Chat, HeldRunner, temp_dir
+from tests.test_store import fsyncs
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -558,13 +558,12 @@ class DurabilityTests(_ChatTestCase):
     def test_messages_are_fsynced_every_few_seconds(self) -> None:
         chat = self.make_chat()
         client = chat.in_room("alice")
-        synced: list[int] = []
-        with mock.patch("os.fsync", synced.append):
+        with fsyncs() as synced:
             chat.clock.advance(5)
             self.assertEqual(synced, [])
             client.send("keep me")
             chat.clock.advance(5)
-            self.assertEqual(synced, [chat.store._fds["general"]])
+            self.assertEqual(synced, ["general.log"])
             chat.clock.advance(5)
             self.assertEqual(len(synced), 1)
 
