@@ -14,17 +14,20 @@ from unittest import mock
 import pytest
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
+from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 import chat.service as chat_service
 from chat.guard import Limits, Quota, minutes
 from chat.interfaces import StoreUnavailable
 from chat.lines import format_line, parse_line
+from chat.tap import Options
 from tests import conftest
 from tests.conftest import ServerProcess, SocketClient
 from tests.helpers import Chat, HeldRunner, temp_dir
 from tests.redis_server import RedisProcess
 from tests.test_cluster import Cluster, member, messages, user
+from tests.test_tap import build
 
 
 def codes(lines: list[str]) -> list[str]:
@@ -153,13 +156,43 @@ class RoomLimitTests(SynchronousTestCase):
         self.assertEqual(codes(alice.take()), ["room-exists"])
         alice.send("/create kept")
         self.assertEqual(alice.take()[0], "OK create kept")
+        alice.send("/create more")
+        self.assertEqual(codes(alice.take()), ["rate-limited"])
 
-    def test_zero_is_no_limit(self) -> None:
+    def test_defaults_and_zero(self) -> None:
+        chat = self.chat(flood_rate=0)
+        alice = chat.user("alice")
+        alice.send(*(f"/create r{i}" for i in range(11)))
+        self.assertEqual(codes(alice.take()), ["rate-limited"])
+        self.assertEqual(len(chat.service.rooms), 11)
         chat = self.chat(max_rooms=0, max_rooms_per_hour=0, flood_rate=0)
         alice = chat.user("alice")
         alice.send(*(f"/create r{i}" for i in range(30)))
         self.assertEqual(codes(alice.take()), [])
         self.assertEqual(len(chat.service.rooms), 31)
+
+
+class OptionTests(SynchronousTestCase):
+    def test_options_reach_the_factory(self) -> None:
+        _, factory = build(temp_dir(self))
+        limits = factory.limits
+        self.assertEqual(
+            (limits.max_rooms, limits.max_rooms_per_hour, limits.max_registrations_per_ip),
+            (10_000, 10, 10),
+        )
+        _, factory = build(
+            temp_dir(self),
+            "--max-rooms",
+            "5",
+            "--max-rooms-per-hour",
+            "0",
+            "--max-registrations-per-ip",
+            "3",
+        )
+        self.assertEqual(factory.room_quota.limit, 0)
+        self.assertEqual(factory.registrations.limit, 3)
+        self.assertEqual(factory.limits.max_rooms, 5)
+        self.assertRaises(UsageError, Options().parseOptions, ["--max-rooms", "-1"])
 
 
 class RegistrationLimitTests(SynchronousTestCase):
