@@ -4,7 +4,9 @@ Defences: what keeps one client from hurting the server or other users.
 Each defence is a small object with no I/O, driven by the protocol and
 tested with a L{Clock}: flood control (L{TokenBucket}), login throttling
 (L{LoginThrottle}), per-address accounting (L{AddressPolicy}), a bound on
-unsent output (L{SendQueue}) and text cleaning (L{clean_text}).
+unsent output (L{SendQueue}), quotas on what costs the server lasting
+resources, such as rooms and accounts (L{Quota}), and text cleaning
+(L{clean_text}).
 SECURITY.md says what each one is for and how to tune it.
 """
 
@@ -17,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from math import ceil
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from zope.interface import implementer
@@ -25,10 +28,12 @@ __all__ = [
     "AddressPolicy",
     "Limits",
     "LoginThrottle",
+    "Quota",
     "SendQueue",
     "TokenBucket",
     "clean_text",
     "has_visible",
+    "minutes",
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -58,6 +63,9 @@ class Limits:
     login_timeout: float = 60.0
     max_connections_per_ip: int = 20
     max_pending_logins: int = 500
+    max_rooms: int = 10_000
+    max_rooms_per_hour: int = 10
+    max_registrations_per_ip: int = 10
     exempt: tuple[Network, ...] = field(default_factory=lambda: parse_networks(DEFAULT_EXEMPT))
 
 
@@ -317,3 +325,80 @@ class LoginThrottle:
             del records[key]
         while len(records) >= self.max_records:
             del records[next(iter(records))]
+
+
+class Quota:
+    """
+    At most C{limit} uses per key in any C{period} seconds: a sliding
+    window, so "10 an hour" means never an 11th within the hour, however
+    the ten were spread.
+
+    Each key keeps the times of its last C{limit} uses.  Keys whose window
+    has passed are forgotten once there are C{max_keys} of them; past that
+    the least recently used go first, so memory stays bounded against
+    someone spraying keys.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, limit: int, period: float = 3600.0, max_keys: int = 50_000
+    ) -> None:
+        """
+        @param limit: Uses allowed per key per period; 0 turns the quota off.
+        """
+        self.clock = clock
+        self.limit = limit
+        self.period = period
+        self.max_keys = max_keys
+        self._uses: dict[str, list[float]] = {}
+
+    def wait(self, key: str) -> float:
+        """
+        How many seconds until C{key} may use one more; 0 if it may now.
+        """
+        uses = self._uses.get(key)
+        if not self.limit or uses is None or len(uses) < self.limit:
+            return 0.0
+        return max(0.0, uses[0] + self.period - self.clock.seconds())
+
+    def spend(self, key: str) -> None:
+        """
+        Count one use now (whether or not L{wait} allowed it).
+        """
+        if not self.limit:
+            return
+        now = self.clock.seconds()
+        uses = self._uses.pop(key, None)
+        if uses is None:
+            self._prune(now)
+            uses = []
+        uses.append(now)
+        if len(uses) > self.limit:
+            del uses[0]
+        # Re-inserted: the dict's order is least recently used first.
+        self._uses[key] = uses
+
+    def refund(self, key: str) -> None:
+        """
+        Take back the last use of C{key}: what it paid for did not happen.
+        """
+        uses = self._uses.get(key)
+        if uses:
+            uses.pop()
+            if not uses:
+                del self._uses[key]
+
+    def _prune(self, now: float) -> None:
+        uses = self._uses
+        if len(uses) < self.max_keys:
+            return
+        for key in [k for k, times in uses.items() if times[-1] + self.period <= now]:
+            del uses[key]
+        while len(uses) >= self.max_keys:
+            del uses[next(iter(uses))]
+
+
+def minutes(seconds: float) -> str:
+    """
+    A wait, rounded up, for an error text: "1 min", "42 min".
+    """
+    return f"{max(1, ceil(seconds / 60))} min"

@@ -45,10 +45,12 @@ from chat.guard import (
     AddressPolicy,
     Limits,
     LoginThrottle,
+    Quota,
     SendQueue,
     TokenBucket,
     clean_text,
     has_visible,
+    minutes,
 )
 from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.lines import ErrorCode, format_line
@@ -534,17 +536,24 @@ class ChatProtocol(LineReceiver):
             )
         if accounts.user_exists(name):
             raise CommandError(ErrorCode.NAME_TAKEN, f"{name} is taken")
+        self._check_registrations()
         self._begin_slow_work()
+        if self.address is not None:
+            # Counted once it costs a bcrypt, whatever becomes of it.
+            self.factory.registrations.spend(self.address)
         d = accounts.add_user(name, password)
         d.addBoth(self._end_slow_work)
         d.addCallbacks(lambda _: self._registered(name), self._register_failed)
         d.addErrback(self._bug)
 
     def do_dialog(self, kind: str) -> None:
-        if kind == "register" and self.factory.accounts is None:
-            raise CommandError(
-                ErrorCode.REGISTRATION_CLOSED, "this server does not take new accounts"
-            )
+        if kind == "register":
+            if self.factory.accounts is None:
+                raise CommandError(
+                    ErrorCode.REGISTRATION_CLOSED, "this server does not take new accounts"
+                )
+            # Say so before asking for a name and a password.
+            self._check_registrations()
         self._dialog = (kind, "")
         self.state = State.USERNAME
         self.send("PROMPT", "username", text="user name:")
@@ -582,6 +591,22 @@ class ChatProtocol(LineReceiver):
                 self._dialog = (kind, name)
                 self.state = State.PASSWORD
                 self.send("PROMPT", "password", text="password:")
+
+    def _check_registrations(self) -> None:
+        """
+        @raise CommandError: This address has registered as many accounts
+            as it may for now (C{--max-registrations-per-ip}).
+        """
+        if self.address is None:
+            return
+        quota = self.factory.registrations
+        wait = quota.wait(self.address)
+        if wait:
+            raise CommandError(
+                ErrorCode.RATE_LIMITED,
+                f"your address may register {quota.limit} accounts an hour; "
+                f"try again in {minutes(wait)}",
+            )
 
     def _throttle_keys(self, name: str) -> list[str]:
         keys = ["user:" + name.lower()]
@@ -702,17 +727,30 @@ class ChatProtocol(LineReceiver):
     # LOBBY and IN_ROOM
 
     def do_rooms(self) -> None:
-        for name, members in self.factory.service.room_list():
-            self.send("ROOM", name, str(members))
-        self.send("END", "rooms")
+        self.write(self.factory.service.room_listing())
 
     def do_create(self, name: str) -> None:
-        service = self.factory.service
+        factory = self.factory
+        service = factory.service
         if service.room_exists(name):
             raise CommandError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
+        limit = factory.limits.max_rooms
+        if limit and service.room_count() >= limit:
+            raise CommandError(ErrorCode.RATE_LIMITED, f"this server has {limit} rooms, its limit")
+        assert self.user is not None
+        key = self.user.key
+        quota = factory.room_quota
+        wait = quota.wait(key)
+        if wait:
+            raise CommandError(
+                ErrorCode.RATE_LIMITED,
+                f"you may create {quota.limit} rooms an hour; try again in {minutes(wait)}",
+            )
+        # Counted now, so that rooms still being created count too.
+        quota.spend(key)
         self.pauseProducing()
         d = service.create(name)
-        d.addCallbacks(self._created, self._create_failed, errbackArgs=(name,))
+        d.addCallbacks(self._created, self._create_failed, errbackArgs=(name, key))
         d.addErrback(self._bug)
 
     def _created(self, room: Room) -> None:
@@ -721,7 +759,8 @@ class ChatProtocol(LineReceiver):
             self._enter(room)
             self.resumeProducing()
 
-    def _create_failed(self, failure: Failure, name: str) -> None:
+    def _create_failed(self, failure: Failure, name: str, key: str) -> None:
+        self.factory.room_quota.refund(key)
         if self.state is State.CLOSED:
             return
         if failure.check(NameTaken):
@@ -837,6 +876,8 @@ class ChatFactory(Factory):
         credentials checker cannot add any (registration closed).
     @ivar limits: The bounds each connection lives within.
     @ivar pending_logins: How many bcrypt jobs are queued or running.
+    @ivar room_quota: Rooms created per account (lower-case name).
+    @ivar registrations: Registrations that cost a bcrypt, per address key.
     @ivar silent: Counts the connections that closed without a word.
     """
 
@@ -860,6 +901,8 @@ class ChatFactory(Factory):
         self.addresses = AddressPolicy(limits.exempt)
         self.throttle = LoginThrottle(clock)
         self.pending_logins = 0
+        self.room_quota = Quota(clock, limits.max_rooms_per_hour)
+        self.registrations = Quota(clock, limits.max_registrations_per_ip)
         self.silent = SilentTally(clock)
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:

@@ -11,6 +11,7 @@ of their connections enters and parts when the last one leaves.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -42,6 +43,8 @@ __all__ = [
     "Outage",
     "Room",
 ]
+
+_END_ROOMS = format_line("END", "rooms")
 
 
 class Connection(Protocol):
@@ -249,6 +252,15 @@ class ChatService(Service):
         self._creating: set[str] = set()
         self._dirty: list[Room] = []
         self._flush_call: IDelayedCall | None = None
+        # The room list, as sent: rooms' keys in order, each room's ROOM
+        # line in the same order, where each key is (rebuilt after a room
+        # is added), the rooms whose line is out of date, and the whole
+        # list, END included, until something changes.
+        self._order: list[str] = []
+        self._lines: list[bytes] = []
+        self._where: dict[str, int] | None = {}
+        self._stale: set[Room] = set()
+        self._listing: bytes | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -290,6 +302,11 @@ class ChatService(Service):
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name, self.history)
+            at = bisect_left(self._order, key)
+            self._order.insert(at, key)
+            self._lines.insert(at, b"")
+            self._where = None
+            self._changed(room)
         return room
 
     def room_loaded(
@@ -299,6 +316,7 @@ class ChatService(Service):
         room.recent.clear()
         room.recent.extend(recent)
         room.present = {user.lower(): user for user in users}
+        self._changed(room)
 
     def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
         target = self.room_created(room)
@@ -312,12 +330,14 @@ class ChatService(Service):
         key = user.lower()
         if key not in target.present:
             target.present[key] = user
+            self._changed(target)
             target.broadcast(format_line("JOIN", target.name, timestamp, user), skip=key)
 
     def user_parted(self, room: str, user: str, timestamp: str) -> None:
         target = self.room_created(room)
         key = user.lower()
         if target.present.pop(key, None) is not None:
+            self._changed(target)
             target.broadcast(format_line("PART", target.name, timestamp, user), skip=key)
 
     # Rooms
@@ -329,11 +349,51 @@ class ChatService(Service):
         key = name.lower()
         return key in self.rooms or key in self._creating
 
+    def room_count(self) -> int:
+        """
+        How many rooms there are, counting those being created.
+        """
+        return len(self.rooms) + len(self._creating)
+
     def room_list(self) -> list[tuple[str, int]]:
         """
         Every room with the number of users in it, sorted by name.
         """
         return [(room.name, room.population()) for _, room in sorted(self.rooms.items())]
+
+    def room_listing(self) -> bytes:
+        """
+        The room list as the protocol sends it (L{room_list} as C{ROOM}
+        lines, then C{END rooms}), made once and kept until a room is
+        added or a population changes.
+
+        Every login and every C{/rooms} sends it, and a server may have
+        tens of thousands of rooms: sorting and formatting them each time
+        took the reactor hundreds of milliseconds.  Now a change costs one
+        line, and a list asked for after changes costs one join of the
+        kept lines.
+        """
+        listing = self._listing
+        if listing is None:
+            where = self._where
+            if where is None:
+                where = self._where = {key: i for i, key in enumerate(self._order)}
+            lines = self._lines
+            for room in self._stale:
+                lines[where[room.name.lower()]] = format_line(
+                    "ROOM", room.name, str(room.population())
+                )
+            self._stale.clear()
+            listing = self._listing = b"".join(lines) + _END_ROOMS
+        return listing
+
+    def _changed(self, room: Room) -> None:
+        """
+        The room is new or its population may have changed: its line in
+        the room list is out of date.
+        """
+        self._stale.add(room)
+        self._listing = None
 
     def create(self, name: str) -> Deferred[Room]:
         """
@@ -372,6 +432,7 @@ class ChatService(Service):
         count = room.counts.get(user.key, 0)
         room.counts[user.key] = count + 1
         if count == 0:
+            self._changed(room)
             self.backend.entered(room.name, user.name, format_timestamp(self.clock.seconds()))
 
     def leave(self, user: ChatUser) -> Room | None:
@@ -392,6 +453,7 @@ class ChatService(Service):
             room.counts[user.key] = count
         else:
             del room.counts[user.key]
+            self._changed(room)
             self.backend.left(room.name, user.name, format_timestamp(self.clock.seconds()))
         return room
 

@@ -11,6 +11,11 @@ broadcast, so a message anyone has seen is in the kernel's page cache and
 survives a crash of the server process (C{kill -9}).  Room creation is
 fsynced (file and directory) before it is acknowledged; message files are
 fsynced on shutdown and every few seconds by L{FileChatStore.sync}.
+
+File descriptors: only a bounded number of room files is open at once
+(those written to most recently); the others are opened again when next
+written to.  A server with more rooms than it may open files starts and
+serves.
 """
 
 # test-case-name: tests.test_store
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +36,7 @@ from zope.interface import implementer
 
 from chat.interfaces import IChatStore, NameTaken, StoreUnavailable
 
-__all__ = ["FileChatStore", "Runner", "read_tail_lines"]
+__all__ = ["FileChatStore", "Runner", "default_open_files", "read_tail_lines"]
 
 T = TypeVar("T")
 
@@ -40,6 +47,19 @@ Runner = Callable[..., "Deferred[Any]"]
 
 _SUFFIX = ".log"
 _BLOCK = 16384
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+def default_open_files() -> int:
+    """
+    How many room files to keep open: 256, or a quarter of this process's
+    file descriptor limit when that is lower, so that connections, the
+    account file and the thread pool always have descriptors left.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 256
+    return max(1, min(256, soft // 4))
 
 
 def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
@@ -94,21 +114,35 @@ class FileChatStore:
     """
     Rooms and history in plain append-only files.
 
-    One file descriptor stays open per room; appends are single
-    C{os.write} calls on an C{O_APPEND} descriptor, so a concurrent reader
-    (or a crash) never sees half of an acknowledged message.
+    Appends are single C{os.write} calls on an C{O_APPEND} descriptor, so a
+    concurrent reader (or a crash) never sees half of an acknowledged
+    message.  At most C{max_open} room files are open at once, the least
+    recently written closed first: one account creating rooms, or a data
+    directory holding more rooms than the process may open files, must
+    not use up the descriptors that connections need.
+
+    Closing a file does not make it durable, so the store remembers which
+    rooms were written to since the last L{sync} by name, not by
+    descriptor: the sync job opens each of those files itself, in its
+    thread, and fsyncs it (on Linux, fsync flushes a file's data whichever
+    descriptor wrote it).  The reactor thread never fsyncs while serving,
+    and never has to keep a file open for the sync's sake.
     """
 
     log = Logger()
 
-    def __init__(self, data: Path, run: Runner) -> None:
+    def __init__(self, data: Path, run: Runner, max_open: int | None = None) -> None:
         """
         @param data: The data directory; rooms live in C{data/rooms}.
         @param run: Where blocking work (fsync) goes; see L{Runner}.
+        @param max_open: How many room files may be open at once; by
+            default L{default_open_files}.
         """
         self.rooms_dir = Path(data) / "rooms"
         self._run = run
-        self._fds: dict[str, int] = {}
+        self.max_open = max_open if max_open is not None else default_open_files()
+        #: Open room files, the least recently written first.
+        self._fds: OrderedDict[str, int] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self._dirty: set[str] = set()
 
@@ -124,18 +158,23 @@ class FileChatStore:
             names = ["general"]
         rooms: dict[str, list[tuple[str, str, str]]] = {}
         for name in names:
-            fd = self._open(name)
-            size = os.fstat(fd).st_size
-            complete = _complete_size(fd, size)
-            if complete != size:
-                self.log.warn(
-                    "Room {room}: dropping a torn last line of {n} bytes",
-                    room=name,
-                    n=size - complete,
-                )
-                os.ftruncate(fd, complete)
-            self._sizes[name] = complete
-            rooms[name] = self._parse(name, read_tail_lines(fd, complete, history))
+            # Each file is read and closed: the server opens a room's file
+            # again when someone speaks there.
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                complete = _complete_size(fd, size)
+                if complete != size:
+                    self.log.warn(
+                        "Room {room}: dropping a torn last line of {n} bytes",
+                        room=name,
+                        n=size - complete,
+                    )
+                    os.ftruncate(fd, complete)
+                self._sizes[name] = complete
+                rooms[name] = self._parse(name, read_tail_lines(fd, complete, history))
+            finally:
+                os.close(fd)
         return rooms
 
     def _parse(self, room: str, lines: list[bytes]) -> list[tuple[str, str, str]]:
@@ -148,13 +187,33 @@ class FileChatStore:
             messages.append((parts[0], parts[1], parts[2]))
         return messages
 
-    def _open(self, name: str) -> int:
-        fd = os.open(
-            self.rooms_dir / (name + _SUFFIX),
-            os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-            0o644,
-        )
-        self._fds[name] = fd
+    def _path(self, name: str) -> Path:
+        return self.rooms_dir / (name + _SUFFIX)
+
+    def _fd(self, name: str) -> int:
+        """
+        The room's open file, opened now if it is not, closing the least
+        recently written one if that many are open already.
+
+        @raise OSError: The file cannot be opened.
+        """
+        fds = self._fds
+        fd = fds.get(name)
+        if fd is not None:
+            fds.move_to_end(name)
+            return fd
+        while fds and len(fds) >= self.max_open:
+            # Dirty or not: the next sync finds the file by its name.
+            os.close(fds.popitem(last=False)[1])
+        try:
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE) or not fds:
+                raise
+            # Out of descriptors (connections took them): give one back.
+            os.close(fds.popitem(last=False)[1])
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+        fds[name] = fd
         return fd
 
     def _create_file(self, name: str) -> None:
@@ -162,7 +221,7 @@ class FileChatStore:
         Create a room's file and make its existence durable.  Runs in a
         thread: both fsyncs can take as long as the disk wants.
         """
-        path = self.rooms_dir / (name + _SUFFIX)
+        path = self._path(name)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -179,8 +238,8 @@ class FileChatStore:
 
     def create_room(self, name: str) -> Deferred[None]:
         def created(_: object) -> None:
-            fd = self._open(name)
-            self._sizes[name] = os.fstat(fd).st_size
+            # Created empty, and opened only when someone speaks.
+            self._sizes[name] = 0
 
         def failed(f: Any) -> Any:
             if f.check(NameTaken, StoreUnavailable):
@@ -194,7 +253,11 @@ class FileChatStore:
 
     def append(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
         data = "".join([f"{ts} {user} {text}\n" for ts, user, text in messages]).encode()
-        fd = self._fds[room]
+        try:
+            fd = self._fd(room)
+        except OSError as e:
+            self.log.error("Room {room}: cannot open its file: {error}", room=room, error=e)
+            raise StoreUnavailable(errno.errorcode.get(e.errno or 0, str(e))) from e
         try:
             written = os.write(fd, data)
         except OSError as e:
@@ -218,25 +281,56 @@ class FileChatStore:
         """
         fsync the files written since the last call, in a thread, so that a
         crash of the whole machine loses at most a few seconds of messages.
+
+        The thread opens each file itself rather than use the store's
+        descriptors, which the reactor thread may close meanwhile; so it
+        holds one descriptor at a time.
         """
-        fds = [self._fds[name] for name in self._dirty]
+        paths = [self._path(name) for name in self._dirty]
         self._dirty.clear()
+        d = self._run(_fsync_paths, paths)
+        d.addCallback(self._synced)
+        return d
 
-        def sync_all() -> None:
-            for fd in fds:
-                try:
-                    os.fsync(fd)
-                except OSError:
-                    pass
-
-        return self._run(sync_all)
+    def _synced(self, errors: list[OSError]) -> None:
+        if errors:
+            self.log.warn(
+                "fsync failed for {count} room files: {error}", count=len(errors), error=errors[0]
+            )
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        dirty = self._dirty
+        for name, fd in self._fds.items():
+            dirty.discard(name)
             try:
                 os.fsync(fd)
             except OSError as e:
                 self.log.warn("fsync failed on close: {error}", error=e)
             os.close(fd)
         self._fds.clear()
-        self._dirty.clear()
+        # Those written to, then closed to make room for others.
+        for error in _fsync_paths([self._path(name) for name in dirty]):
+            self.log.warn("fsync failed on close: {error}", error=error)
+        dirty.clear()
+
+
+def _fsync_paths(paths: Sequence[Path]) -> list[OSError]:
+    """
+    Open, fsync and close each file in turn.
+
+    @return: What failed, for the caller to report.
+    """
+    errors = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            errors.append(e)
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            errors.append(e)
+        finally:
+            os.close(fd)
+    return errors

@@ -168,6 +168,29 @@ class Options(usage.Options, AuthOptionMixin):
             "Comma-separated networks free of the per-address limits ('' for none).",
             _networks,
         ],
+        [
+            "max-rooms",
+            None,
+            10_000,
+            "Rooms the server may hold in all; past it /create gets ERR rate-limited "
+            "(0: no limit).",
+            _positive_int,
+        ],
+        [
+            "max-rooms-per-hour",
+            None,
+            10,
+            "Rooms one account may create in any hour (0: no limit).",
+            _positive_int,
+        ],
+        [
+            "max-registrations-per-ip",
+            None,
+            10,
+            "Registrations one address (an IPv6 /64) may attempt in any hour; "
+            "--exempt-networks are exempt (0: no limit).",
+            _positive_int,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -426,6 +449,9 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
             max_connections_per_ip=options["max-connections-per-ip"],
             max_pending_logins=options["max-pending-logins"],
             exempt=options["exempt-networks"],
+            max_rooms=options["max-rooms"],
+            max_rooms_per_hour=options["max-rooms-per-hour"],
+            max_registrations_per_ip=options["max-registrations-per-ip"],
         ),
     )
     for description in options["ports"]:

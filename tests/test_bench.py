@@ -44,3 +44,8 @@ def test_cluster_bench_smoke() -> None:
     out = smoke("bench.cluster", "--smoke", "--engine", "python", "--configs", "C")
     assert deliveries(r"^\| fanout_tiny \| C: [^|]+\| ", out.stdout) > 0
     assert re.search(r"history: \d+ entries added in Redis, >= \d+ acknowledged: ok", out.stderr)
+
+
+def test_rooms_bench_smoke() -> None:
+    out = smoke("bench.rooms", "--smoke")
+    assert re.search(r"^\| with /rooms \| [\d.]+ ", out.stdout, re.MULTILINE), out.stdout

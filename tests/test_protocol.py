@@ -20,6 +20,7 @@ from chat.lines import format_timestamp, parse_line
 from chat.protocol import State
 from tests.helpers import Chat, Client, HeldRunner, temp_dir
 from tests.test_guard import INVISIBLE
+from tests.test_store import fsyncs
 from tests.test_telnet import CJK, CTRL_C, TELNET_CJK, WILL_TIMING_MARK
 
 
@@ -884,13 +885,12 @@ class DurabilityTests(_ChatTestCase):
     def test_messages_are_fsynced_every_few_seconds(self) -> None:
         chat = self.make_chat()
         client = chat.in_room("alice")
-        synced: list[int] = []
-        with mock.patch("os.fsync", synced.append):
+        with fsyncs() as synced:
             chat.clock.advance(5)
             self.assertEqual(synced, [])
             client.send("keep me")
             chat.clock.advance(5)
-            self.assertEqual(synced, [chat.store._fds["general"]])
+            self.assertEqual(synced, ["general.log"])
             chat.clock.advance(5)
             self.assertEqual(len(synced), 1)
 

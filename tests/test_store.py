@@ -4,7 +4,11 @@ The embedded file store.
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -14,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from chat.interfaces import IChatStore, NameTaken, StoreUnavailable
-from chat.store import FileChatStore, read_tail_lines
+from chat.store import FileChatStore, default_open_files, read_tail_lines
 from tests.helpers import run_inline
 
 
@@ -160,8 +164,131 @@ class StoreTests(SynchronousTestCase):
     def test_sync(self) -> None:
         self.store.load(50)
         self.store.append("general", [("2026-11-25T04:50:07.000Z", "a", "y")])
-        synced = []
-        with mock.patch("os.fsync", synced.append):
+        with fsyncs() as synced:
             self.successResultOf(self.store.sync())
             self.successResultOf(self.store.sync())
-        self.assertEqual(synced, [self.store._fds["general"]])
+        self.assertEqual(synced, ["general.log"])
+
+
+@contextmanager
+def fsyncs() -> Iterator[list[str]]:
+    """
+    Record the name of each file fsynced, instead of syncing it.
+    """
+    synced: list[str] = []
+
+    def record(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+
+    with mock.patch("os.fsync", record):
+        yield synced
+
+
+def open_files(directory: Path) -> set[str]:
+    """
+    The files under C{directory} this process has open.
+    """
+    found = set()
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{entry}")
+        except OSError:
+            continue
+        if target.startswith(str(directory.resolve()) + os.sep):
+            found.add(os.path.basename(target))
+    return found
+
+
+def message(text: str) -> list[tuple[str, str, str]]:
+    return [("2026-11-25T04:50:07.000Z", "a", text)]
+
+
+class OpenFilesTests(SynchronousTestCase):
+    """
+    At most C{max_open} room files are open, whatever the number of rooms.
+    """
+
+    def setUp(self) -> None:
+        self.data = Path(self.mktemp())
+        rooms = self.data / "rooms"
+        rooms.mkdir(parents=True)
+        for i in range(10):
+            (rooms / f"r{i}.log").write_bytes(b"2026-11-25T04:50:05.123Z a old %d\n" % i)
+        self.store = FileChatStore(self.data, run=run_inline, max_open=3)
+        self.addCleanup(self.store.close)
+
+    def test_load_keeps_no_file_open(self) -> None:
+        loaded = self.store.load(50)
+        self.assertEqual(len(loaded), 10)
+        self.assertEqual(loaded["r7"], [("2026-11-25T04:50:05.123Z", "a", "old 7")])
+        self.assertEqual(open_files(self.data), set())
+
+    def test_least_recently_written_is_closed_and_reopened(self) -> None:
+        self.store.load(50)
+        for i in range(4):
+            self.store.append(f"r{i}", message(f"new {i}"))
+        self.assertEqual(open_files(self.data), {"r1.log", "r2.log", "r3.log"})
+        # r1 written again: r2 is now the least recently written.
+        self.store.append("r1", message("again"))
+        self.store.append("r0", message("back"))
+        self.assertEqual(open_files(self.data), {"r0.log", "r1.log", "r3.log"})
+        rooms = self.data / "rooms"
+        self.assertEqual(
+            (rooms / "r0.log").read_bytes().splitlines(),
+            [
+                b"2026-11-25T04:50:05.123Z a old 0",
+                b"2026-11-25T04:50:07.000Z a new 0",
+                b"2026-11-25T04:50:07.000Z a back",
+            ],
+        )
+        self.assertEqual((rooms / "r1.log").read_bytes().count(b"\n"), 3)
+
+    def test_closed_files_are_still_synced(self) -> None:
+        self.store.load(50)
+        for i in range(6):
+            self.store.append(f"r{i}", message(f"new {i}"))
+        with fsyncs() as synced:
+            self.successResultOf(self.store.sync())
+        self.assertEqual(sorted(synced), [f"r{i}.log" for i in range(6)])
+        # The sync thread's own descriptors are closed again.
+        self.assertEqual(len(open_files(self.data)), 3)
+
+    def test_closed_files_are_synced_on_close(self) -> None:
+        self.store.load(50)
+        for i in range(5):
+            self.store.append(f"r{i}", message(f"new {i}"))
+        with fsyncs() as synced:
+            self.store.close()
+        self.assertEqual(sorted(synced), [f"r{i}.log" for i in range(5)])
+        self.assertEqual(open_files(self.data), set())
+
+    def test_out_of_descriptors_gives_one_back(self) -> None:
+        self.store.load(50)
+        self.store.append("r0", message("one"))
+        real = os.open
+        refused = []
+
+        def emfile(path: Any, *args: Any) -> int:
+            if not refused:
+                refused.append(path)
+                raise OSError(errno.EMFILE, "Too many open files")
+            return real(path, *args)
+
+        with mock.patch("os.open", emfile):
+            self.store.append("r1", message("two"))
+        self.assertEqual(open_files(self.data), {"r1.log"})
+        self.assertTrue((self.data / "rooms" / "r1.log").read_bytes().endswith(b"two\n"))
+
+    def test_a_file_that_cannot_be_opened_is_unavailable(self) -> None:
+        self.store.load(50)
+        with mock.patch("os.open", side_effect=OSError(errno.EACCES, "Permission denied")):
+            with capturedLogs():
+                self.assertRaises(StoreUnavailable, self.store.append, "r0", message("x"))
+
+    def test_default_follows_the_descriptor_limit(self) -> None:
+        with mock.patch("resource.getrlimit", return_value=(64, 4096)):
+            self.assertEqual(default_open_files(), 16)
+        with mock.patch("resource.getrlimit", return_value=(1_048_576, 1_048_576)):
+            self.assertEqual(default_open_files(), 256)
+        with mock.patch("resource.getrlimit", return_value=(resource.RLIM_INFINITY,) * 2):
+            self.assertEqual(default_open_files(), 256)
