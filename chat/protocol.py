@@ -736,7 +736,10 @@ class ChatProtocol(LineReceiver):
             raise CommandError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
         limit = factory.limits.max_rooms
         if limit and service.room_count() >= limit:
-            raise CommandError(ErrorCode.RATE_LIMITED, f"this server has {limit} rooms, its limit")
+            raise CommandError(
+                ErrorCode.RATE_LIMITED,
+                f"this server has {limit} rooms, its limit; join one of them (/rooms lists them)",
+            )
         assert self.user is not None
         key = self.user.key
         quota = factory.room_quota

@@ -142,7 +142,7 @@ class Options(usage.Options, AuthOptionMixin):
         [
             "login-timeout",
             None,
-            60.0,
+            60,
             "Seconds a connection may stay without logging in (0: forever).",
             _rate,
         ],
@@ -219,7 +219,12 @@ class Options(usage.Options, AuthOptionMixin):
         (registration is then closed). [default: bcrypt:DATA/users.txt, the
         file under --data; with --store, the accounts in Redis]
         """
-        AuthOptionMixin.opt_auth(self, description)  # type: ignore[no-untyped-call]
+        try:
+            AuthOptionMixin.opt_auth(self, description)  # type: ignore[no-untyped-call]
+        except usage.UsageError as e:
+            raise usage.UsageError(
+                f"--auth {description}: {e} (twistd chatroom --help-auth lists the checkers)"
+            ) from None
 
     def opt_version(self) -> None:
         """
@@ -253,15 +258,22 @@ class Options(usage.Options, AuthOptionMixin):
             # traceback once the server starts.
             try:
                 serverFromString(None, description)
-            except Exception as e:
-                raise usage.UsageError(f"--port {description}: {e}") from None
+            except Exception:
+                raise usage.UsageError(
+                    f"--port {description}: not an endpoint chatroom can listen on; "
+                    "e.g. tcp:5000:interface=127.0.0.1, "
+                    "ssl:5001:privateKey=key.pem:certKey=cert.pem or unix:/tmp/chat.sock"
+                ) from None
         if isinstance(self["exempt-networks"], str):
             self["exempt-networks"] = parse_networks(self["exempt-networks"])
         if self["store"] is not None:
             try:
                 self["store"] = parse_redis_url(self["store"])
-            except ValueError as e:
-                raise usage.UsageError(f"--store {self['store']}: {e}") from None
+            except ValueError:
+                raise usage.UsageError(
+                    f"--store {self['store']}: not a Redis address; "
+                    "e.g. redis://127.0.0.1:6379/0 or unix:///run/redis.sock?db=0"
+                ) from None
         if self["bcrypt-threads"] < 1:
             raise usage.UsageError("--bcrypt-threads must be at least 1")
 

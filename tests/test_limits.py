@@ -93,7 +93,13 @@ class RoomLimitTests(SynchronousTestCase):
         alice.send("/create one", "/create two")
         self.assertEqual(codes(alice.take()), [])
         alice.send("/create three")
-        self.assertEqual(alice.take(), ["ERR rate-limited :this server has 3 rooms, its limit"])
+        self.assertEqual(
+            alice.take(),
+            [
+                "ERR rate-limited :this server has 3 rooms, its limit;"
+                " join one of them (/rooms lists them)"
+            ],
+        )
         self.assertIsNone(chat.service.find("three"))
         self.assertFalse((chat.data / "rooms" / "three.log").exists())
         # Joining is not creating.
@@ -438,7 +444,10 @@ def test_limits_with_redis(tmp_path: Path, redis_server: RedisProcess) -> None:
         assert messages(watcher, 1) == ["alice made two"]
         watcher.send("/create C", "/create D")
         assert watcher.until("OK join C")[-1] == "OK join C"
-        assert watcher.until("ERR")[-1] == "ERR rate-limited :this server has 4 rooms, its limit"
+        assert watcher.until("ERR")[-1] == (
+            "ERR rate-limited :this server has 4 rooms, its limit;"
+            " join one of them (/rooms lists them)"
+        )
         # Two registrations from this address on each process: alice was
         # the first on one, carol is the second, erin one too many; bob
         # was the first on two, where dave may still register.

@@ -363,7 +363,13 @@ def test_version_is_chatrooms(tmp_path: Path) -> None:
     ("argv", "error"),
     [
         (["--max-sendq", "abc"], "--max-sendq abc: not a whole number"),
-        (["--port", "bogus:1"], "--port bogus:1: "),
+        (["--port", "bogus:1"], "--port bogus:1: not an endpoint chatroom can listen on; e.g. "),
+        (["--port", "tcp:abc"], "--port tcp:abc: not an endpoint chatroom can listen on; e.g. "),
+        (
+            ["--store", "redis://h:notaport"],
+            "--store redis://h:notaport: not a Redis address; e.g. ",
+        ),
+        (["--auth", "nosuch:x"], "--auth nosuch:x: "),
         (["--nope"], "option --nope not recognized"),
     ],
 )
@@ -374,6 +380,10 @@ def test_a_bad_value_is_one_line(tmp_path: Path, argv: list[str], error: str) ->
     assert result.stderr.startswith(f"twistd chatroom: {error}"), result.stderr
     assert result.stderr.endswith("; see twistd chatroom --help\n")
     assert result.stderr.count("\n") == 1
+    # Nothing of Python's own wording reaches the user.
+    assert "literal" not in result.stderr and "cast" not in result.stderr
+    if argv[0] == "--auth":
+        assert "--help-auth lists the checkers" in result.stderr
     assert not (tmp_path / "data").exists()
 
 
