@@ -1,0 +1,417 @@
+"""
+Standard input and output: lines printed above an input line that the user
+edits, on a terminal; plain lines in and out through a pipe.
+
+The editing is Twisted's own, the one its manhole uses:
+L{twisted.conch.insults.insults.ServerProtocol} turns the terminal's bytes
+into keys (arrows, Home, End, Delete as well as characters), and
+L{twisted.conch.recvline.HistoricRecvLine} keeps the line, the cursor and
+the history.  L{Screen} adapts it to a chat, where lines arrive while
+the user types: it draws the prompt and the line itself (no screen reset,
+no insert mode left on the terminal), takes UTF-8 text rather than ASCII
+alone, hides a password, keeps passwords and answers out of the history,
+and completes commands with Tab.
+"""
+
+# test-case-name: tests.test_client
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.conch.insults import insults
+from twisted.conch.recvline import HistoricRecvLine
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chat.client.commands import complete
+
+if TYPE_CHECKING:
+    from chat.client.session import ChatClient
+
+__all__ = ["ConsoleProtocol", "Screen"]
+
+# Keys that still work while the typing is hidden (a password): the ones
+# that need no cursor on screen.
+_BLIND_KEYS = frozenset((b"\r", b"\n", b"\x7f", b"\x08", b"\x15", b"\x17", b"\x04", b"\x0c"))
+
+
+class Screen(HistoricRecvLine):
+    """
+    The output side of the console, and the input line being typed.
+
+    On a terminal (C{interactive}) the last line on screen is always the
+    prompt plus what has been typed so far, with the cursor where the user
+    put it; L{show} erases it with C{\\r ESC [K}, prints the new line and
+    redraws it, so incoming messages never garble the input.  Otherwise it
+    just prints lines.
+
+    Keys, besides characters: Left, Right, Home, End (and Ctrl-B, Ctrl-F,
+    Ctrl-A, Ctrl-E), Backspace, Delete, Ctrl-U (erase the line), Ctrl-W
+    (erase the word before the cursor), Ctrl-K (erase to the end), Up and
+    Down (history; Ctrl-P, Ctrl-N), Tab (complete), Ctrl-L (redraw), Enter,
+    and Ctrl-D (quit on an empty line, else delete).
+
+    The line is recvline's C{lineBuffer}, one item per character (its UTF-8
+    bytes), so that the cursor moves by characters.
+
+    @ivar echo: Whether typed characters are shown (off for passwords).
+    @ivar remember: Whether lines entered go into the history (only chat
+        lines: never a password, nor an answer to a login question).
+    """
+
+    #: How many lines the history keeps.
+    HISTORY_SIZE = 500
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self.prompt = ""
+        self.echo = True
+        self.remember = False
+        self.lineBuffer: list[bytes] = []
+        self.lineBufferIndex = 0
+        self.historyLines: list[bytes] = []
+        self.historyPosition = 0
+        self._write: Callable[[bytes], object] | None = None
+        self._closed = False
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._last_key: Any = None
+        self._on_line: Callable[[str], object] = lambda line: None
+        self._on_eof: Callable[[], object] = lambda: None
+        self._completer: Callable[[str], list[str]] = lambda before: []
+
+    # --- wiring ----------------------------------------------------------
+
+    def attach(self, write: Callable[[bytes], object]) -> None:
+        """
+        Start writing through C{write} (the stdout transport's).
+        """
+        self._write = write
+
+    def listen(
+        self,
+        on_line: Callable[[str], object],
+        on_eof: Callable[[], object],
+        completer: Callable[[str], list[str]],
+    ) -> None:
+        """
+        Say where entered lines go, what Ctrl-D on an empty line does, and
+        what Tab may complete (given the line up to the cursor).
+        """
+        self._on_line = on_line
+        self._on_eof = on_eof
+        self._completer = completer
+
+    def connectionMade(self) -> None:
+        """
+        The terminal's keys start arriving: recvline's key table, plus the
+        control keys people expect from a shell.
+        """
+        super().connectionMade()
+        t = self.terminal
+        del self.keyHandlers[t.INSERT]  # no typeover mode
+        self.keyHandlers.update(
+            {
+                b"\x01": self.handle_HOME,
+                b"\x02": self.handle_LEFT,
+                b"\x04": self.handle_EOF,
+                b"\x05": self.handle_END,
+                b"\x06": self.handle_RIGHT,
+                b"\x08": self.handle_BACKSPACE,
+                b"\x0b": self.kill_to_end,
+                b"\x0c": self.redraw,
+                b"\x0e": self.handle_DOWN,
+                b"\x10": self.handle_UP,
+                b"\x15": self.kill_line,
+                b"\x17": self.kill_word,
+            }
+        )
+
+    def initializeScreen(self) -> None:
+        """
+        Leave the screen as it is (recvline would reset the terminal, which
+        clears it, and switch on insert mode, which would outlive the
+        client); the prompt is drawn when the session asks a question.
+        """
+        self.mode = "insert"
+
+    # --- output ----------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """
+        What has been typed so far.
+        """
+        return b"".join(self.lineBuffer).decode("utf-8")
+
+    def _out(self, text: str) -> None:
+        if self._write is not None:
+            self._write(text.encode("utf-8", "replace"))
+
+    def _input_line(self) -> str:
+        """
+        The prompt and the visible input, then the cursor moved back to its
+        place in the line.
+        """
+        if self._closed:
+            return ""
+        if not self.echo:
+            return self.prompt
+        back = len(self.lineBuffer) - self.lineBufferIndex
+        return self.prompt + self.text + (f"\x1b[{back}D" if back else "")
+
+    def show(self, text: str) -> None:
+        """
+        Print one line above the input line.
+        """
+        if self.interactive:
+            self._out(f"\r\x1b[K{text}\r\n{self._input_line()}")
+        else:
+            self._out(text + "\n")
+
+    def set_prompt(self, prompt: str, *, echo: bool = True) -> None:
+        """
+        Ask for the next line with C{prompt}; C{echo=False} hides the typing.
+        """
+        self.prompt = prompt
+        self.echo = echo
+        self.redraw()
+
+    def redraw(self) -> None:
+        """
+        Draw the input line again, e.g. after it was edited (Ctrl-L).
+        """
+        if self.interactive:
+            self._out("\r\x1b[K" + self._input_line())
+
+    def close(self) -> None:
+        """
+        Remove the input line for good: the session is over.
+        """
+        if self.interactive and not self._closed:
+            self._out("\r\x1b[K")
+        self._closed = True
+        self.prompt = ""
+        self.lineBuffer = []
+        self.lineBufferIndex = 0
+
+    # --- keys ------------------------------------------------------------
+
+    def keystrokeReceived(self, keyID: bytes, modifier: object) -> None:
+        """
+        One key from the terminal: a byte of text (UTF-8, decoded here, as
+        recvline takes printable ASCII only), or a key recvline names.
+        Other controls and Alt combinations are dropped.
+        """
+        last, self._last_key = self._last_key, keyID
+        if self._closed or modifier is not None:
+            return
+        if keyID == b"\n" and last == b"\r":
+            return  # CR LF is one Enter
+        if len(keyID) == 1 and (b" " <= keyID < b"\x7f" or keyID >= b"\x80"):
+            for char in self._decoder.decode(keyID):
+                if not "\x7f" <= char <= "\x9f":
+                    self.characterReceived(char.encode("utf-8"), False)
+            return
+        handler = self.keyHandlers.get(keyID)
+        if handler is not None and (self.echo or keyID in _BLIND_KEYS):
+            handler()
+
+    def characterReceived(self, ch: bytes, moreCharactersComing: bool) -> None:
+        """
+        Insert one character at the cursor, and redraw what follows it
+        (rather than rely on the terminal's insert mode).
+        """
+        tail = self.lineBuffer[self.lineBufferIndex :]
+        self.lineBuffer.insert(self.lineBufferIndex, ch)
+        self.lineBufferIndex += 1
+        if self.interactive and self.echo and not self._closed and self._write is not None:
+            self._write(ch + b"".join(tail))
+            if tail:
+                self.terminal.cursorBackward(len(tail))
+
+    def _deliverBuffer(self, buf: bytes) -> None:
+        """
+        Put a line from the history in, by characters (recvline goes by
+        bytes).
+        """
+        for char in buf.decode("utf-8", "replace"):
+            self.characterReceived(char.encode("utf-8"), True)
+
+    def _set_line(self, before: str, after: str) -> None:
+        self.lineBuffer = [char.encode("utf-8") for char in before + after]
+        self.lineBufferIndex = len(before)
+        if self.echo:
+            self.redraw()
+
+    def handle_BACKSPACE(self) -> None:
+        """
+        Delete the character before the cursor.
+        """
+        if self.echo:
+            super().handle_BACKSPACE()
+        elif self.lineBuffer:
+            self.lineBuffer.pop()
+            self.lineBufferIndex = len(self.lineBuffer)
+
+    def kill_line(self) -> None:
+        """
+        Erase everything typed (Ctrl-U).
+        """
+        self.lineBuffer = []
+        self.lineBufferIndex = 0
+        self.redraw()
+
+    def kill_word(self) -> None:
+        """
+        Erase the word before the cursor (Ctrl-W).
+        """
+        text, index = self.text, self.lineBufferIndex
+        self._set_line(re.sub(r"\S*\s*$", "", text[:index]), text[index:])
+
+    def kill_to_end(self) -> None:
+        """
+        Erase from the cursor to the end of the line (Ctrl-K).
+        """
+        del self.lineBuffer[self.lineBufferIndex :]
+        self.terminal.eraseToLineEnd()
+
+    def handle_EOF(self) -> None:
+        """
+        Ctrl-D: quit on an empty line, as a shell does; otherwise delete
+        the character under the cursor.
+        """
+        if not self.lineBuffer:
+            self._on_eof()
+        elif self.echo:
+            self.handle_DELETE()
+
+    def handle_UP(self) -> None:
+        """
+        The line before in the history (chat lines only).
+        """
+        if self.remember:
+            super().handle_UP()
+
+    def handle_DOWN(self) -> None:
+        """
+        The line after in the history, and past its end what was typed.
+        """
+        if self.remember:
+            super().handle_DOWN()
+
+    def handle_TAB(self) -> None:
+        """
+        Complete the word before the cursor: the rest of it when one word
+        fits, what they share when several do, and the list of them when
+        they share no more than what is typed.
+        """
+        before = self.text[: self.lineBufferIndex]
+        choices = self._completer(before)
+        if not choices:
+            return
+        addition = complete(before.split(" ")[-1], choices)
+        if addition:
+            self._deliverBuffer(addition.encode("utf-8"))
+        else:
+            self.show("  ".join(choices))
+
+    def handle_RETURN(self) -> None:
+        """
+        Hand the line over and start a new, empty one; a chat line goes
+        into the history too (not twice in a row).
+        """
+        line = b"".join(self.lineBuffer)
+        if self.remember and self.echo and line.strip() and self.historyLines[-1:] != [line]:
+            self.historyLines.append(line)
+            del self.historyLines[: -self.HISTORY_SIZE]
+        self.historyPosition = len(self.historyLines)
+        self.lineBuffer = []
+        self.lineBufferIndex = 0
+        self.redraw()
+        self._on_line(line.decode("utf-8"))
+
+
+@implementer(IHalfCloseableProtocol)
+class ConsoleProtocol(Protocol):
+    """
+    Standard input and output.
+
+    On a terminal the input arrives key by key (the terminal is in cbreak
+    mode, see L{chat.client.terminal.TerminalMode}) and goes through
+    insults' key parser to the L{Screen}, which edits the line.  From a
+    pipe it arrives in LF-terminated lines.
+
+    It is half-closeable so that the end of standard input does not close
+    standard output: the last replies still have to be printed.
+
+    @ivar closed: Fires when standard output is closed and flushed.
+    """
+
+    def __init__(self, client: ChatClient, screen: Screen, interactive: bool) -> None:
+        self.client = client
+        self.screen = screen
+        self.interactive = interactive
+        self.closed: Deferred[None] = Deferred()
+        self._pipe_buffer = b""
+        self._keys: insults.ServerProtocol | None = None
+        screen.listen(client.user_line, client.user_eof, client.completions)
+
+    def connectionMade(self) -> None:
+        """
+        Route the screen's output to standard output, and on a terminal
+        its keys to the screen.
+        """
+        assert self.transport is not None
+        self.screen.attach(self.transport.write)
+        if self.interactive:
+            screen = self.screen
+            self._keys = insults.ServerProtocol(lambda: screen)
+            self._keys.makeConnection(self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Turn input into keys, or into user lines.
+        """
+        if self._keys is not None:
+            self._keys.dataReceived(data)
+            return
+        self._pipe_buffer += data
+        *lines, self._pipe_buffer = self._pipe_buffer.split(b"\n")
+        for line in lines:
+            self._pipe_line(line)
+
+    def _pipe_line(self, line: bytes) -> None:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self.client.user_line(line.decode("utf-8", "replace"))
+
+    def readConnectionLost(self) -> None:
+        """
+        Standard input ended: the last line may lack its LF.
+        """
+        if self._pipe_buffer:
+            line, self._pipe_buffer = self._pipe_buffer, b""
+            self._pipe_line(line)
+        self.client.user_eof()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Standard output is gone: nothing is left to flush.
+        """
+        self.client.output_lost()
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Standard I/O is closed; everything written has been flushed.
+        """
+        if not self.closed.called:
+            self.closed.callback(None)
