@@ -49,6 +49,8 @@ from chat.client import (
     main,
     use_colour,
 )
+from chat.client.commands import SLASH_COMMANDS, complete, completions
+from chat.commands import SLASH_VERBS
 from chat.lines import format_timestamp, parse_line, parse_timestamp
 from tests.certs import write_certificates
 
@@ -746,6 +748,134 @@ def test_ctrl_d_on_an_empty_line_quits() -> None:
     assert h.sent() == ["/quit"]
 
 
+# Line editing on a terminal: keys as xterm and tmux send them.
+UP, DOWN, LEFT, RIGHT = "\x1b[A", "\x1b[B", "\x1b[D", "\x1b[C"
+HOME, END, DELETE = "\x1b[H", "\x1b[F", "\x1b[3~"
+
+
+def in_room(*, rooms: tuple[str, ...] = ("general",)) -> Harness:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("login\ralice\rpassword1\r")
+    h.sent()
+    h.hear("OK login alice", *(f"ROOM {room} 1" for room in rooms), "END rooms")
+    h.hear("OK join general", "END history general")
+    h.output()
+    return h
+
+
+def test_up_and_down_go_through_the_history() -> None:
+    h = in_room()
+    h.type("first\rsecond\r")
+    assert h.sent() == ["first", "second"]
+    h.type(UP + UP + "\r")
+    assert h.sent() == ["first"]
+    h.type(UP + UP + DOWN + "!\r")
+    assert h.sent() == ["first!"]
+    h.type("draft" + UP + DOWN + "\r")
+    assert h.sent() == ["draft"]
+    # Ctrl-P and Ctrl-N too, and the same line twice is kept once.
+    h.type("draft\r\x10\x10\x0e\r")
+    assert h.sent() == ["draft", "draft"]
+
+
+def test_history_never_holds_a_password_or_a_login_answer() -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("login\ralice\rhunter2-secret\r")
+    assert h.sent() == ["/login alice hunter2-secret"]
+    h.hear("OK login alice", "END rooms")
+    h.output()
+    h.type(UP + UP + UP + "\r")
+    assert h.sent() == []
+    assert h.screen.historyLines == []
+    assert "hunter2" not in h.output()
+
+
+def test_cursor_keys_edit_in_the_middle_of_the_line() -> None:
+    h = in_room()
+    h.type("hllo" + HOME + RIGHT + "e" + END + "!" + LEFT + LEFT + "\x7f" + DELETE + "\r")
+    assert h.sent() == ["hel!"]
+    # Ctrl-A, Ctrl-E, Ctrl-B, Ctrl-F, the other Home/End sequences, and
+    # Ctrl-K, Ctrl-W before the cursor.
+    h.type("world\x01hello \x05\x02\x02\x0b\x06\x06x\r")
+    assert h.sent() == ["hello worx"]
+    h.type("one two three\x1b[1~\x1b[4~" + LEFT * 5 + "\x17\r")
+    assert h.sent() == ["one three"]
+    # Ctrl-D inside a line deletes, as Delete does.
+    h.type("abc" + LEFT + LEFT + "\x04\r")
+    assert h.sent() == ["ac"]
+
+
+def test_typing_in_the_middle_redraws_the_rest_and_keeps_the_cursor(india_time: None) -> None:
+    h = in_room()
+    h.type("helo" + LEFT)
+    h.output()
+    h.type("l")
+    assert h.output() == "lo\x1b[1D"
+    h.hear(f"MSG general {STAMP} bob :hi")
+    assert h.output() == "\r\x1b[K[10:20:05] bob: hi\r\ngeneral> hello\x1b[1D"
+
+
+def test_tab_completes_commands_and_rooms() -> None:
+    h = in_room(rooms=("general", "lounge-42"))
+    h.type("/jo\t")
+    assert h.screen.text == "/join "
+    h.type("lo\t\r")
+    assert h.sent() == ["/join lounge-42 "]
+    h.type("/wh\tx")
+    assert h.screen.text == "/who x"
+    h.type("\x15/l\t")
+    # /leave and /login share no more than "/l": both are listed.
+    assert h.screen.text == "/l"
+    assert "/leave  /login" in h.output()
+    h.type("\x15/j\t\t")
+    assert h.screen.text == "/join "
+    h.type("\x15hello /w\t")
+    assert h.screen.text == "hello /w"  # only the first word is a command
+
+
+def test_tab_in_the_lobby_and_at_the_first_question() -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("reg\t")
+    assert h.screen.text == "register "
+    h.type("\r")
+    h.type("alice\rpass\t")
+    assert h.screen.text == "pass"
+    h.type("word1\rpassword1\r")
+    assert h.sent() == ["/register alice password1"]
+    h.hear("OK register alice", "ROOM general 0", "ROOM games 1", "END rooms")
+    h.type("g\t")
+    assert h.screen.text == "g"
+    assert "games  general" in h.output()
+    h.type("e\t")
+    assert h.screen.text == "general "
+    h.type("\x15cr\t")
+    assert h.screen.text == "create "
+
+
+def test_completions_come_from_the_servers_command_table() -> None:
+    assert set(SLASH_COMMANDS) == {f"/{verb}" for verb in SLASH_VERBS}
+    assert completions("/", asking_mode=False, in_lobby=False) == list(SLASH_COMMANDS)
+    assert completions("/JO", asking_mode=False, in_lobby=True) == []
+    assert completions("l", asking_mode=True, in_lobby=True) == ["login"]
+    assert completions("alice l", asking_mode=True, in_lobby=True) == []
+    assert completions("", asking_mode=False, in_lobby=True, rooms=["b", "a"]) == [
+        "a",
+        "b",
+        "create",
+        "exit",
+    ]
+    assert completions("/JOIN  g", asking_mode=False, in_lobby=False, rooms=["general"]) == [
+        "general"
+    ]
+    assert completions("/create g", asking_mode=False, in_lobby=False, rooms=["general"]) == []
+    assert complete("/j", ["/join"]) == "oin "
+    assert complete("g", ["games", "general"]) == ""
+    assert complete("l", ["lounge", "lounge-2"]) == "ounge"
+
+
 # The real client against the real server
 
 
@@ -1063,6 +1193,45 @@ def test_terminal_weak_password_is_asked_for_again(chat_server: Any) -> None:
     output = log.getvalue()
     assert "Wk7x" not in output
     assert "Str0ng" not in output
+
+
+def test_terminal_tab_history_and_cursor_keys(chat_server: Any) -> None:
+    """
+    On a pseudo-terminal against the real server: Tab completes the answer,
+    a command and a room; Up brings the last line back; Home, End and the
+    arrows edit in the middle of it.
+    """
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        child.expect_exact("login or register? ")
+        child.send("reg\t")
+        child.expect_exact("register ")
+        child.send("\r")
+        child.expect_exact("username: ")
+        child.sendline("dave")
+        child.expect_exact("password: ")
+        child.sendline("Dave-Passw0rd")
+        child.expect_exact("password again: ")
+        child.sendline("Dave-Passw0rd")
+        child.expect_exact("lobby> ")
+        child.send("/jo\t")
+        child.expect_exact("/join ")
+        child.send("gen\t")
+        child.expect_exact("general ")
+        child.send("\r")
+        child.expect_exact("* joined general")
+        child.expect_exact("general> ")
+        child.send("helo world" + HOME + RIGHT * 3 + "l\r")
+        child.expect(r"\] dave: hello world\r")
+        child.send(UP + LEFT * 5 + "big " + END + "!\r")
+        child.expect(r"\] dave: hello big world!\r")
+        child.sendcontrol("d")
+        child.expect_exact("* bye")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "Dave-Passw0rd" not in log.getvalue()
 
 
 @pytest.mark.parametrize("shell", ["bash", "dash"])
