@@ -641,6 +641,10 @@ def test_sending_is_paced_under_the_flood_limit() -> None:
 
 # The session on a terminal
 
+# Keys as xterm and tmux send them.
+UP, DOWN, LEFT, RIGHT = "\x1b[A", "\x1b[B", "\x1b[D", "\x1b[C"
+HOME, END, DELETE = "\x1b[H", "\x1b[F", "\x1b[3~"
+
 
 def test_terminal_login_hides_the_password() -> None:
     h = Harness(interactive=True)
@@ -713,6 +717,12 @@ def test_incoming_lines_redraw_the_prompt_and_typed_text(india_time: None) -> No
     assert h.output() == "half a sen"
     h.hear(f"MSG general {STAMP} bob :hi")
     assert h.output() == "\r\x1b[K[10:20:05] bob: hi\r\ngeneral> half a sen"
+    # Typing in the middle redraws what follows, and the cursor stays
+    # where it is, under an incoming line too.
+    h.type(LEFT * 3 + "x")
+    assert h.output() == "\x1b[1D\x1b[1D\x1b[1Dxsen\x1b[3D"
+    h.hear(f"MSG general {STAMP} bob :hi")
+    assert h.output() == "\r\x1b[K[10:20:05] bob: hi\r\ngeneral> half a xsen\x1b[3D"
 
 
 def test_terminal_line_editing() -> None:
@@ -746,11 +756,6 @@ def test_ctrl_d_on_an_empty_line_quits() -> None:
     assert h.sent() == []
     h.type("\x7f\x04")
     assert h.sent() == ["/quit"]
-
-
-# Line editing on a terminal: keys as xterm and tmux send them.
-UP, DOWN, LEFT, RIGHT = "\x1b[A", "\x1b[B", "\x1b[D", "\x1b[C"
-HOME, END, DELETE = "\x1b[H", "\x1b[F", "\x1b[3~"
 
 
 def in_room(*, rooms: tuple[str, ...] = ("general",)) -> Harness:
@@ -807,52 +812,44 @@ def test_cursor_keys_edit_in_the_middle_of_the_line() -> None:
     assert h.sent() == ["ac"]
 
 
-def test_typing_in_the_middle_redraws_the_rest_and_keeps_the_cursor(india_time: None) -> None:
-    h = in_room()
-    h.type("helo" + LEFT)
-    h.output()
-    h.type("l")
-    assert h.output() == "lo\x1b[1D"
-    h.hear(f"MSG general {STAMP} bob :hi")
-    assert h.output() == "\r\x1b[K[10:20:05] bob: hi\r\ngeneral> hello\x1b[1D"
+def assert_editing(h: Harness, *steps: tuple[str, str]) -> None:
+    """
+    Type each step's keys, then check the input line.
+    """
+    for keys, line in steps:
+        h.type(keys)
+        assert (keys, h.screen.text) == (keys, line)
 
 
 def test_tab_completes_commands_and_rooms() -> None:
     h = in_room(rooms=("general", "lounge-42"))
-    h.type("/jo\t")
-    assert h.screen.text == "/join "
-    h.type("lo\t\r")
+    assert_editing(h, ("/jo\t", "/join "), ("lo\t", "/join lounge-42 "))
+    h.type("\r")
     assert h.sent() == ["/join lounge-42 "]
-    h.type("/wh\tx")
-    assert h.screen.text == "/who x"
-    h.type("\x15/l\t")
-    # /leave and /login share no more than "/l": both are listed.
-    assert h.screen.text == "/l"
+    assert_editing(
+        h,
+        ("/wh\tx", "/who x"),
+        # /leave and /login share no more than "/l": both are listed.
+        ("\x15/l\t", "/l"),
+    )
     assert "/leave  /login" in h.output()
-    h.type("\x15/j\t\t")
-    assert h.screen.text == "/join "
-    h.type("\x15hello /w\t")
-    assert h.screen.text == "hello /w"  # only the first word is a command
+    assert_editing(
+        h,
+        ("\x15/j\t\t", "/join "),
+        ("\x15hello /w\t", "hello /w"),  # only the first word is a command
+    )
 
 
 def test_tab_in_the_lobby_and_at_the_first_question() -> None:
     h = Harness(interactive=True)
     h.hear("HELLO chatroom 1 :Welcome")
-    h.type("reg\t")
-    assert h.screen.text == "register "
-    h.type("\r")
-    h.type("alice\rpass\t")
-    assert h.screen.text == "pass"
+    assert_editing(h, ("reg\t", "register "), ("\ralice\rpass\t", "pass"))
     h.type("word1\rpassword1\r")
     assert h.sent() == ["/register alice password1"]
     h.hear("OK register alice", "ROOM general 0", "ROOM games 1", "END rooms")
-    h.type("g\t")
-    assert h.screen.text == "g"
+    assert_editing(h, ("g\t", "g"))
     assert "games  general" in h.output()
-    h.type("e\t")
-    assert h.screen.text == "general "
-    h.type("\x15cr\t")
-    assert h.screen.text == "create "
+    assert_editing(h, ("e\t", "general "), ("\x15cr\t", "create "))
 
 
 def test_completions_come_from_the_servers_command_table() -> None:
@@ -1204,29 +1201,21 @@ def test_terminal_tab_history_and_cursor_keys(chat_server: Any) -> None:
     child, log = spawn_terminal(chat_server.port)
     try:
         child.expect_exact("login or register? ")
-        child.send("reg\t")
-        child.expect_exact("register ")
-        child.send("\r")
-        child.expect_exact("username: ")
-        child.sendline("dave")
-        child.expect_exact("password: ")
-        child.sendline("Dave-Passw0rd")
-        child.expect_exact("password again: ")
-        child.sendline("Dave-Passw0rd")
-        child.expect_exact("lobby> ")
-        child.send("/jo\t")
-        child.expect_exact("/join ")
-        child.send("gen\t")
-        child.expect_exact("general ")
-        child.send("\r")
-        child.expect_exact("* joined general")
-        child.expect_exact("general> ")
-        child.send("helo world" + HOME + RIGHT * 3 + "l\r")
-        child.expect(r"\] dave: hello world\r")
-        child.send(UP + LEFT * 5 + "big " + END + "!\r")
-        child.expect(r"\] dave: hello big world!\r")
-        child.sendcontrol("d")
-        child.expect_exact("* bye")
+        for keys, shown in [
+            ("reg\t", "register "),
+            ("\r", "username: "),
+            ("dave\r", "password: "),
+            ("Dave-Passw0rd\r", "password again: "),
+            ("Dave-Passw0rd\r", "lobby> "),
+            ("/jo\t", "/join "),
+            ("gen\t", "general "),
+            ("\r", "general> "),
+            ("helo world" + HOME + RIGHT * 3 + "l\r", "] dave: hello world\r"),
+            (UP + LEFT * 5 + "big " + END + "!\r", "] dave: hello big world!\r"),
+            ("\x04", "* bye"),
+        ]:
+            child.send(keys)
+            child.expect_exact(shown)
         child.expect(pexpect.EOF)
     finally:
         child.close()
