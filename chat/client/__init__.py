@@ -10,7 +10,9 @@ C{nc}, and so that a script can drive a chat session through a pipe:
   - On a terminal it asks "login or register?", the username and the
     password (never echoed), then shows the room list; the user types a room
     name, C{create <room>} or C{/help}.  Incoming lines are printed above the
-    input line, which is then redrawn, so typing is never garbled.
+    input line, which is then redrawn, so typing is never garbled.  The
+    input line has a history (Up, Down), a cursor (Left, Right, Home, End)
+    and Tab completion of commands and room names.
   - With standard input a pipe (a script), the first lines answer the same
     questions in the same order (see C{docs/client.md}), every later line is
     sent as typed, and when the input ends the client sends C{/quit}, waits
