@@ -43,7 +43,7 @@ The package, one module per concern:
   - L{chat.client.cli}: the entry point, L{main}.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client
 
 from chat.client.cli import main, run
 from chat.client.commands import HELP

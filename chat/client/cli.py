@@ -3,7 +3,7 @@ The C{chatroom-client} entry point: parse the options, wire the pieces
 together on the reactor, turn the outcome into an exit status.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_options
 
 from __future__ import annotations
 

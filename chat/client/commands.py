@@ -7,7 +7,7 @@ that a command the server learns is completed without a change here; the
 client adds only its own words (C{exit}, the lobby's C{create}).
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_commands
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 The connection to the server, and the certificate checks of a TLS one.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_connection
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ alone, hides a password, keeps passwords and answers out of the history,
 and completes commands with Tab.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_console
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ runs, so that a mistake is one line and exit status 2 rather than a failed
 connection.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_options
 
 from __future__ import annotations
 

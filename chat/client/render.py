@@ -3,7 +3,7 @@ Server lines as a person reads them: local times, C{*} for information,
 C{!} for errors, blocks for lists, colour only where it is wanted.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_render
 
 from __future__ import annotations
 

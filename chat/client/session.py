@@ -4,7 +4,7 @@ point, from the greeting through the login questions to the chat and the
 goodbye.  No I/O of its own: the console and the connection feed it.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_session
 
 from __future__ import annotations
 

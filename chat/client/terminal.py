@@ -3,7 +3,7 @@ The terminal's mode: cbreak while the client runs, the user's own while it
 is stopped (Ctrl-Z) and after it ends.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_terminal
 
 from __future__ import annotations
 

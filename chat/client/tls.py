@@ -3,7 +3,7 @@ The client's own check that a TLS server's certificate names the host it
 meant to reach, and the words for every way a TLS connection can fail.
 """
 
-# test-case-name: tests.test_client
+# test-case-name: tests.client.test_connection
 
 from __future__ import annotations
 
