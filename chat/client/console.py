@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,22 @@ __all__ = ["ConsoleProtocol", "Screen"]
 _BLIND_KEYS = frozenset((b"\r", b"\n", b"\x7f", b"\x08", b"\x15", b"\x17", b"\x04", b"\x0c"))
 
 
+def columns(chars: list[bytes]) -> int:
+    """
+    How many columns C{chars} (UTF-8 characters, as in the line buffer)
+    take on a terminal: two for a wide one (CJK, most emoji), none for a
+    combining mark or a format character (a zero-width joiner), one for
+    the rest.  recvline counts one for each, which puts the cursor in the
+    wrong place after a wide character.
+    """
+    width = 0
+    for char in b"".join(chars).decode("utf-8", "replace"):
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
 class Screen(HistoricRecvLine):
     """
     The output side of the console, and the input line being typed.
@@ -59,7 +76,8 @@ class Screen(HistoricRecvLine):
     and Ctrl-D (quit on an empty line, else delete).
 
     The line is recvline's C{lineBuffer}, one item per character (its UTF-8
-    bytes), so that the cursor moves by characters.
+    bytes), so that the cursor moves by characters, and by as many columns
+    as each takes (L{columns}).
 
     @ivar echo: Whether typed characters are shown (off for passwords).
     @ivar remember: Whether lines entered go into the history (only chat
@@ -163,7 +181,7 @@ class Screen(HistoricRecvLine):
             return ""
         if not self.echo:
             return self.prompt
-        back = len(self.lineBuffer) - self.lineBufferIndex
+        back = columns(self.lineBuffer[self.lineBufferIndex :])
         return self.prompt + self.text + (f"\x1b[{back}D" if back else "")
 
     def show(self, text: str) -> None:
@@ -233,8 +251,7 @@ class Screen(HistoricRecvLine):
         self.lineBufferIndex += 1
         if self.interactive and self.echo and not self._closed and self._write is not None:
             self._write(ch + b"".join(tail))
-            if tail:
-                self.terminal.cursorBackward(len(tail))
+            self._back(columns(tail))
 
     def _deliverBuffer(self, buf: bytes) -> None:
         """
@@ -250,15 +267,65 @@ class Screen(HistoricRecvLine):
         if self.echo:
             self.redraw()
 
+    def _back(self, width: int) -> None:
+        # Nothing moves on screen while the typing is hidden.
+        if width and self.echo:
+            self.terminal.cursorBackward(width)
+
+    def _forward(self, width: int) -> None:
+        if width and self.echo:
+            self.terminal.cursorForward(width)
+
+    def handle_LEFT(self) -> None:
+        """
+        One character left (recvline's, by columns).
+        """
+        if self.lineBufferIndex > 0:
+            self.lineBufferIndex -= 1
+            self._back(columns(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1]))
+
+    def handle_RIGHT(self) -> None:
+        """
+        One character right.
+        """
+        if self.lineBufferIndex < len(self.lineBuffer):
+            self.lineBufferIndex += 1
+            self._forward(columns(self.lineBuffer[self.lineBufferIndex - 1 : self.lineBufferIndex]))
+
+    def handle_HOME(self) -> None:
+        """
+        To the start of the line.
+        """
+        self._back(columns(self.lineBuffer[: self.lineBufferIndex]))
+        self.lineBufferIndex = 0
+
+    def handle_END(self) -> None:
+        """
+        To the end of the line.
+        """
+        self._forward(columns(self.lineBuffer[self.lineBufferIndex :]))
+        self.lineBufferIndex = len(self.lineBuffer)
+
     def handle_BACKSPACE(self) -> None:
         """
         Delete the character before the cursor.
         """
-        if self.echo:
-            super().handle_BACKSPACE()
-        elif self.lineBuffer:
-            self.lineBuffer.pop()
-            self.lineBufferIndex = len(self.lineBuffer)
+        if self.lineBufferIndex > 0:
+            self.handle_LEFT()
+            self._delete()
+
+    def handle_DELETE(self) -> None:
+        """
+        Delete the character under the cursor.
+        """
+        if self.lineBufferIndex < len(self.lineBuffer):
+            self._delete()
+
+    def _delete(self) -> None:
+        width = columns(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1])
+        del self.lineBuffer[self.lineBufferIndex]
+        if width and self.echo:
+            self.terminal.deleteCharacter(width)
 
     def kill_line(self) -> None:
         """

@@ -210,3 +210,32 @@ def test_tab_in_the_lobby_and_at_the_first_question() -> None:
     assert_editing(h, ("g\t", "g"))
     assert "games  general" in h.output()
     assert_editing(h, ("e\t", "general "), ("\x15cr\t", "create "))
+
+
+def test_wide_characters_move_the_cursor_by_their_columns(india_time: None) -> None:
+    h = in_room()
+    h.type("a你好" + LEFT)
+    assert h.output() == "a你好\x1b[2D"
+    h.type(HOME + END + LEFT + LEFT)
+    assert h.output() == "\x1b[3D\x1b[5C\x1b[2D\x1b[2D"
+    h.type("x\x7f" + DELETE)
+    assert h.output() == "x你好\x1b[4D\x1b[1D\x1b[1P\x1b[2P"
+    h.hear(f"MSG general {STAMP} bob :hi")
+    assert h.output().endswith("general> a好\x1b[2D")
+    h.type("e\u0301" + LEFT + LEFT + RIGHT + RIGHT + "\r")
+    # A combining accent takes no column: the cursor does not move over it.
+    assert h.output().startswith("e好\x1b[2D\u0301好\x1b[2D\x1b[1D\x1b[1C\r")
+    assert h.sent() == ["ae\u0301好"]
+
+
+def test_nothing_moves_on_screen_while_a_password_is_typed() -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("login\ralice\r")
+    assert h.output().endswith("password: ")
+    h.type("secret\x7f\x7f" + LEFT + HOME + "\x17" + UP + DELETE + "\t")
+    assert h.output() == ""
+    h.type("\x15")
+    assert h.output() == "\r\x1b[Kpassword: "
+    h.type("hunter2\r")
+    assert h.sent() == ["/login alice hunter2"]
