@@ -6,11 +6,12 @@ The editing is Twisted's own, the one its manhole uses:
 L{twisted.conch.insults.insults.ServerProtocol} turns the terminal's bytes
 into keys (arrows, Home, End, Delete as well as characters), and
 L{twisted.conch.recvline.HistoricRecvLine} keeps the line, the cursor and
-the history.  L{Screen} adapts it to a chat, where lines arrive while
-the user types: it draws the prompt and the line itself (no screen reset,
-no insert mode left on the terminal), takes UTF-8 text rather than ASCII
-alone, hides a password, keeps passwords and answers out of the history,
-and completes commands with Tab.
+the history, and maps keys to editing.  L{Screen} adapts it to a chat,
+where lines arrive while the user types: it draws the prompt and the line
+itself (no screen reset, no insert mode left on the terminal), takes UTF-8
+text rather than ASCII alone and moves the cursor by columns rather than
+characters, hides a password, keeps passwords and answers out of the
+history, and completes commands with Tab.
 """
 
 # test-case-name: tests.client.test_console
