@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect  # type: ignore[import-untyped]
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -103,6 +104,13 @@ class Harness:
 
     def lose(self, reason: Exception) -> None:
         self.server.connectionLost(Failure(reason))
+
+    def goodbye(self) -> None:
+        """
+        The server says BYE and closes, as it does after C{/quit}.
+        """
+        self.hear("BYE :Goodbye")
+        self.lose(ConnectionDone())
 
 
 # Keys as xterm and tmux send them.
@@ -238,3 +246,14 @@ def spawn_terminal(port: int, *args: str) -> tuple[Any, io.StringIO]:
     )
     child.logfile_read = log
     return child, log
+
+
+def dialog(child: Any, *steps: tuple[str, str | None]) -> None:
+    """
+    Wait for each text on the terminal, then type the answer and Enter
+    (L{None}: only wait).
+    """
+    for shown, answer in steps:
+        child.expect_exact(shown)
+        if answer is not None:
+            child.sendline(answer)

@@ -24,6 +24,7 @@ from tests.client.helpers import (
     PipeClient,
     client_command,
     client_env,
+    dialog,
     free_port,
     spawn_terminal,
 )
@@ -150,26 +151,21 @@ def test_terminal_session(chat_server: Any, pipe_clients: list[PipeClient]) -> N
     """
     child, log = spawn_terminal(chat_server.port)
     try:
-        child.expect_exact("login or register? ")
-        child.sendline("login")
-        child.expect_exact("username: ")
-        child.sendline("alice")
-        child.expect_exact("password: ")
-        child.sendline("Wrong-Secret")
-        child.expect_exact("(bad-credentials)")
-        child.expect_exact("login or register? ")
-        child.sendline("register")
-        child.expect_exact("username: ")
-        child.sendline("alice")
-        child.expect_exact("password: ")
-        child.sendline("Sekrit-Passw0rd")
-        child.expect_exact("password again: ")
-        child.sendline("Sekrit-Passw0rd")
-        child.expect_exact("* registered and logged in as alice")
-        child.expect_exact("lobby> ")
-        child.sendline("general")
-        child.expect_exact("* joined general")
-        child.expect_exact("general> ")
+        dialog(
+            child,
+            ("login or register? ", "login"),
+            ("username: ", "alice"),
+            ("password: ", "Wrong-Secret"),
+            ("(bad-credentials)", None),
+            ("login or register? ", "register"),
+            ("username: ", "alice"),
+            ("password: ", "Sekrit-Passw0rd"),
+            ("password again: ", "Sekrit-Passw0rd"),
+            ("* registered and logged in as alice", None),
+            ("lobby> ", "general"),
+            ("* joined general", None),
+            ("general> ", None),
+        )
         child.send("half-typed")
         child.expect_exact("general> half-typed")
 
@@ -200,21 +196,18 @@ def test_terminal_weak_password_is_asked_for_again(chat_server: Any) -> None:
     """
     child, log = spawn_terminal(chat_server.port)
     try:
-        child.expect_exact("login or register? ")
-        child.sendline("register")
-        child.expect_exact("username: ")
-        child.sendline("carol")
-        child.expect_exact("password: ")
-        child.sendline("Wk7x")
-        child.expect_exact("password again: ")
-        child.sendline("Wk7x")
-        child.expect_exact("(weak-password)")
-        child.expect_exact("password: ")
-        child.sendline("Str0ng-Passw0rd")
-        child.expect_exact("password again: ")
-        child.sendline("Str0ng-Passw0rd")
-        child.expect_exact("* registered and logged in as carol")
-        child.expect_exact("lobby> ")
+        dialog(
+            child,
+            ("login or register? ", "register"),
+            ("username: ", "carol"),
+            ("password: ", "Wk7x"),
+            ("password again: ", "Wk7x"),
+            ("(weak-password)", None),
+            ("password: ", "Str0ng-Passw0rd"),
+            ("password again: ", "Str0ng-Passw0rd"),
+            ("* registered and logged in as carol", None),
+            ("lobby> ", None),
+        )
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
     finally:

@@ -76,8 +76,7 @@ def test_exit_typed_by_the_script_is_a_quit() -> None:
     h.type("exit\nnever sent\n")
     h.console.readConnectionLost()
     assert h.sent() == ["exit"]
-    h.hear("BYE :Goodbye")
-    h.lose(ConnectionDone())
+    h.goodbye()
     assert h.outcomes == [Outcome(0)]
 
 
@@ -91,8 +90,7 @@ def test_control_characters_are_dropped_before_deciding_what_a_line_is() -> None
     assert h.lines()[-len(HELP.splitlines()) :] == [f"* {line}" for line in HELP.splitlines()]
     h.type("\x07/quit\nnever sent\n")
     assert h.sent() == ["/quit"]
-    h.hear("BYE :Goodbye")
-    h.lose(ConnectionDone())
+    h.goodbye()
     assert h.outcomes == [Outcome(0)]
 
 
