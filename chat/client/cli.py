@@ -23,7 +23,7 @@ from chat.client.console import ConsoleProtocol, Screen
 from chat.client.options import PROGRAM, Options
 from chat.client.render import Renderer, Style, use_colour
 from chat.client.session import ChatClient, Outcome
-from chat.client.terminal import Suspension, TerminalMode
+from chat.client.terminal import Suspension, TerminalMode, WidthWatch
 
 __all__ = ["main", "run"]
 
@@ -49,12 +49,15 @@ async def run(reactor: Any, options: Options) -> Outcome:
         if terminal is not None:
             reactor.addSystemEventTrigger("before", "shutdown", terminal.restore)
     suspension: Suspension | None = None
+    width_watch: WidthWatch | None = None
     try:
         style = Style(use_colour(1, os.environ))
         screen = Screen(interactive)
         if terminal is not None:
             suspension = Suspension(terminal, reactor.callFromThread, screen.redraw)
             suspension.install()
+            width_watch = WidthWatch(0, reactor.callFromThread, screen.resize)
+            width_watch.install()
         renderer = Renderer(style, reactor.seconds)
         client = ChatClient(
             screen,
@@ -79,6 +82,8 @@ async def run(reactor: Any, options: Options) -> Outcome:
         await console.closed
         return outcome
     finally:
+        if width_watch is not None:
+            width_watch.uninstall()
         if suspension is not None:
             suspension.uninstall()
         if terminal is not None:

@@ -44,20 +44,44 @@ __all__ = ["ConsoleProtocol", "Screen"]
 _BLIND_KEYS = frozenset((b"\r", b"\n", b"\x7f", b"\x08", b"\x15", b"\x17", b"\x04", b"\x0c"))
 
 
-def columns(chars: list[bytes]) -> int:
+# Keys that do more than edit the line (hand it over, list choices, quit,
+# redraw), so whatever they print must reach the screen as it is.
+_DIRECT_KEYS = frozenset((b"\r", b"\n", b"\t", b"\x04", b"\x0c"))
+
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def text_columns(text: str) -> int:
     """
-    How many columns C{chars} (UTF-8 characters, as in the line buffer)
-    take on a terminal: two for a wide one (CJK, most emoji), none for a
-    combining mark or a format character (a zero-width joiner), one for
-    the rest.  recvline counts one for each, which puts the cursor in the
-    wrong place after a wide character.
+    How many columns C{text} takes on a terminal: two for a wide character
+    (CJK, most emoji), none for a combining mark or a format character (a
+    zero-width joiner), one for the rest; colour codes take none.  recvline
+    counts one for each character, which puts the cursor in the wrong
+    place after a wide one.
     """
     width = 0
-    for char in b"".join(chars).decode("utf-8", "replace"):
+    for char in _SGR.sub("", text):
         if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
             continue
         width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
     return width
+
+
+def columns(chars: list[bytes]) -> int:
+    """
+    L{text_columns} of characters of the line buffer (UTF-8 bytes each).
+    """
+    return text_columns(b"".join(chars).decode("utf-8", "replace"))
+
+
+class _Collector:
+    """
+    A transport that keeps what is written, for an edit whose drawing may
+    be replaced by a whole redraw (L{Screen._edit}).
+    """
+
+    def __init__(self, into: list[bytes]) -> None:
+        self.write = into.append
 
 
 class Screen(HistoricRecvLine):
@@ -80,6 +104,13 @@ class Screen(HistoricRecvLine):
     bytes), so that the cursor moves by characters, and by as many columns
     as each takes (L{columns}).
 
+    When the prompt and the line do not fit on one row of the terminal
+    (C{terminal_width} columns), the input line wraps over several rows,
+    and every edit draws it again whole, from its first row: recvline's
+    small cursor moves cannot cross a row.
+
+    @ivar terminal_width: The terminal's width in columns; L{None} when
+        unknown, and then the input line is taken to fit.
     @ivar echo: Whether typed characters are shown (off for passwords).
     @ivar remember: Whether lines entered go into the history (only chat
         lines: never a password, nor an answer to a login question).
@@ -90,6 +121,11 @@ class Screen(HistoricRecvLine):
 
     def __init__(self, interactive: bool) -> None:
         self.interactive = interactive
+        self.terminal_width: int | None = None
+        # Where the input line is on screen: the cursor's row in it, and
+        # how many rows it takes.
+        self._row = 0
+        self._rows = 1
         self.prompt = ""
         self.echo = True
         self.remember = False
@@ -173,26 +209,71 @@ class Screen(HistoricRecvLine):
         if self._write is not None:
             self._write(text.encode("utf-8", "replace"))
 
+    def _layout(self) -> tuple[int, int]:
+        """
+        The columns the input line takes, and those before the cursor.
+        """
+        prompt = text_columns(self.prompt)
+        if not self.echo:
+            return prompt, prompt
+        before = prompt + columns(self.lineBuffer[: self.lineBufferIndex])
+        return before + columns(self.lineBuffer[self.lineBufferIndex :]), before
+
+    def _fits(self) -> bool:
+        return self.terminal_width is None or self._layout()[0] < self.terminal_width
+
+    def _erase(self) -> str:
+        """
+        From the input line's first row, erase it (and only that row when
+        it takes one, so that a terminal's scrollback keeps the rest).
+        """
+        up = f"\x1b[{self._row}A" if self._row else ""
+        return up + ("\r\x1b[K" if self._rows == 1 else "\r\x1b[J")
+
     def _input_line(self) -> str:
         """
         The prompt and the visible input, then the cursor moved back to its
-        place in the line.
+        place in the line; notes where that leaves the cursor.
         """
         if self._closed:
             return ""
-        if not self.echo:
-            return self.prompt
-        back = columns(self.lineBuffer[self.lineBufferIndex :])
-        return self.prompt + self.text + (f"\x1b[{back}D" if back else "")
+        total, cursor = self._layout()
+        shown = self.prompt + (self.text if self.echo else "")
+        if self.terminal_width is None or total < self.terminal_width:
+            self._row, self._rows = 0, 1
+            back = total - cursor
+            return shown + (f"\x1b[{back}D" if back else "")
+        # Past the last column the cursor waits for the next character
+        # before it wraps; a line that ends there is wrapped at once.
+        wrap = "\r\n" if total % self.terminal_width == 0 else ""
+        last = total // self.terminal_width
+        self._row, column = divmod(cursor, self.terminal_width)
+        self._rows = last + 1
+        up = last - self._row
+        return (
+            shown
+            + wrap
+            + (f"\x1b[{up}A" if up else "")
+            + "\r"
+            + (f"\x1b[{column}C" if column else "")
+        )
 
     def show(self, text: str) -> None:
         """
         Print one line above the input line.
         """
         if self.interactive:
-            self._out(f"\r\x1b[K{text}\r\n{self._input_line()}")
+            self._out(f"{self._erase()}{text}\r\n{self._input_line()}")
         else:
             self._out(text + "\n")
+
+    def resize(self, width: int | None) -> None:
+        """
+        The terminal is now C{width} columns wide: draw the input line
+        again for it.
+        """
+        self.terminal_width = width
+        self.redraw()
 
     def set_prompt(self, prompt: str, *, echo: bool = True) -> None:
         """
@@ -207,15 +288,16 @@ class Screen(HistoricRecvLine):
         Draw the input line again, e.g. after it was edited (Ctrl-L).
         """
         if self.interactive:
-            self._out("\r\x1b[K" + self._input_line())
+            self._out(self._erase() + self._input_line())
 
     def close(self) -> None:
         """
         Remove the input line for good: the session is over.
         """
         if self.interactive and not self._closed:
-            self._out("\r\x1b[K")
+            self._out(self._erase())
         self._closed = True
+        self._row, self._rows = 0, 1
         self.prompt = ""
         self.lineBuffer = []
         self.lineBufferIndex = 0
@@ -234,13 +316,40 @@ class Screen(HistoricRecvLine):
         if keyID == b"\n" and last == b"\r":
             return  # CR LF is one Enter
         if len(keyID) == 1 and (b" " <= keyID < b"\x7f" or keyID >= b"\x80"):
-            for char in self._decoder.decode(keyID):
-                if not "\x7f" <= char <= "\x9f":
-                    self.characterReceived(char.encode("utf-8"), False)
+            chars = [c for c in self._decoder.decode(keyID) if not "\x7f" <= c <= "\x9f"]
+            self._edit(lambda: self._deliverBuffer("".join(chars).encode("utf-8")))
             return
         handler = self.keyHandlers.get(keyID)
-        if handler is not None and (self.echo or keyID in _BLIND_KEYS):
+        if handler is None or not (self.echo or keyID in _BLIND_KEYS):
+            return
+        if keyID in _DIRECT_KEYS:
             handler()
+        else:
+            self._edit(handler)
+
+    def _edit(self, action: Callable[[], object]) -> None:
+        """
+        Run an edit of the line.  recvline draws an edit as a small move on
+        the cursor's row, right while the input line fits on one row; when
+        it did not or does not any more, the line is drawn again whole.
+        """
+        write = self._write
+        if self.terminal_width is None or write is None:
+            action()
+            return
+        one_row, where = self._rows == 1, (self._row, self._rows)
+        drawn: list[bytes] = []
+        self._write = drawn.append
+        transport, self.terminal.transport = self.terminal.transport, _Collector(drawn)
+        try:
+            action()
+        finally:
+            self._write, self.terminal.transport = write, transport
+        if one_row and self._fits():
+            write(b"".join(drawn))
+        else:
+            self._row, self._rows = where
+            self.redraw()
 
     def characterReceived(self, ch: bytes, moreCharactersComing: bool) -> None:
         """
@@ -358,7 +467,7 @@ class Screen(HistoricRecvLine):
         if not self.lineBuffer:
             self._on_eof()
         elif self.echo:
-            self.handle_DELETE()
+            self._edit(self.handle_DELETE)
 
     def handle_UP(self) -> None:
         """
@@ -386,7 +495,7 @@ class Screen(HistoricRecvLine):
             return
         addition = complete(before.split(" ")[-1], choices)
         if addition:
-            self._deliverBuffer(addition.encode("utf-8"))
+            self._edit(lambda: self._deliverBuffer(addition.encode("utf-8")))
         else:
             self.show("  ".join(choices))
 

@@ -14,7 +14,7 @@ import termios
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Suspension", "TerminalMode"]
+__all__ = ["Suspension", "TerminalMode", "WidthWatch", "window_width"]
 
 
 class TerminalMode:
@@ -151,3 +151,52 @@ class Suspension:
     def _continue(self, signum: int, frame: object) -> None:
         self.terminal.resume()
         self._call_from_thread(self._redraw)
+
+
+def window_width(fd: int) -> int | None:
+    """
+    The width of the terminal on C{fd} in columns; L{None} when C{fd} is no
+    terminal, or one that does not say.
+    """
+    try:
+        return os.get_terminal_size(fd).columns or None
+    except OSError:
+        return None
+
+
+class WidthWatch:
+    """
+    Tell the screen the terminal's width, at once and whenever it changes
+    (SIGWINCH), so that a long input line is drawn where the terminal
+    wraps it.  The signal handler only passes the news to the reactor
+    (C{callFromThread} is safe there), which owns standard output.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        call_from_thread: Callable[..., object],
+        resize: Callable[[int | None], None],
+    ) -> None:
+        self._fd = fd
+        self._call_from_thread = call_from_thread
+        self._resize = resize
+        self._previous: Any = None
+
+    def install(self) -> None:
+        """
+        Give the width now, then catch SIGWINCH until L{uninstall}.
+        """
+        self._resize(window_width(self._fd))
+        self._previous = signal.signal(signal.SIGWINCH, self._changed)
+
+    def uninstall(self) -> None:
+        """
+        Put back the handler there was.
+        """
+        if self._previous is not None:
+            signal.signal(signal.SIGWINCH, self._previous)
+            self._previous = None
+
+    def _changed(self, signum: int, frame: object) -> None:
+        self._call_from_thread(self._resize, window_width(self._fd))

@@ -239,3 +239,24 @@ def test_nothing_moves_on_screen_while_a_password_is_typed() -> None:
     assert h.output() == "\r\x1b[Kpassword: "
     h.type("hunter2\r")
     assert h.sent() == ["/login alice hunter2"]
+
+
+def test_a_line_wider_than_the_terminal_is_drawn_whole_on_every_edit(india_time: None) -> None:
+    h = in_room()
+    h.screen.resize(20)
+    assert h.output() == "\r\x1b[Kgeneral> "
+    h.type("abcdefghij")  # 19 columns: still one row, drawn key by key
+    assert h.output() == "abcdefghij"
+    h.type("k")  # 20: the cursor wraps to the second row at once
+    assert h.output() == "\r\x1b[Kgeneral> abcdefghijk\r\n\r"
+    h.type("lmno" + HOME)
+    line = "general> abcdefghijklmno"
+    assert h.output().endswith(f"\x1b[1A\r\x1b[J{line}\x1b[1A\r\x1b[9C")
+    h.hear(f"MSG general {STAMP} bob :hi")
+    assert h.output() == f"\r\x1b[J[10:20:05] bob: hi\r\n{line}\x1b[1A\r\x1b[9C"
+    h.type(RIGHT * 12 + "X")
+    line = "general> abcdefghijklXmno"
+    assert h.output().endswith(f"\x1b[1A\r\x1b[J{line}\r\x1b[2C")
+    h.type("\r")  # back to one row: the row below is erased too
+    assert h.output() == "\x1b[1A\r\x1b[Jgeneral> "
+    assert h.sent() == ["abcdefghijklXmno"]
