@@ -224,8 +224,8 @@ class Screen(HistoricRecvLine):
 
     def _erase(self) -> str:
         """
-        From the input line's first row, erase it (and only that row when
-        it takes one, so that a terminal's scrollback keeps the rest).
+        Go to the input line's first row and erase the line: that row, or
+        everything below too when the line takes several.
         """
         up = f"\x1b[{self._row}A" if self._row else ""
         return up + ("\r\x1b[K" if self._rows == 1 else "\r\x1b[J")
@@ -346,7 +346,8 @@ class Screen(HistoricRecvLine):
         finally:
             self._write, self.terminal.transport = write, transport
         if one_row and self._fits():
-            write(b"".join(drawn))
+            if drawn:
+                write(b"".join(drawn))
         else:
             self._row, self._rows = where
             self.redraw()
