@@ -147,6 +147,14 @@ class TokenBucket:
             return True
         return False
 
+    def delay(self) -> float:
+        """
+        Seconds until L{take} will succeed, for a sender that would rather
+        wait than be refused (the client paces its lines with it).
+        """
+        tokens = min(self.burst, self.tokens + (self.clock.seconds() - self.stamp) * self.rate)
+        return max(0.0, (1 - tokens) / self.rate)
+
 
 @implementer(IPushProducer)
 class SendQueue:

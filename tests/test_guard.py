@@ -128,6 +128,22 @@ class TokenBucketTests(SynchronousTestCase):
         clock.advance(100)
         self.assertEqual(sum(bucket.take() for _ in range(30)), 20)
 
+    def test_delay_is_the_wait_for_the_next_token(self) -> None:
+        """
+        A sender that waits as long as C{delay} says is then let through:
+        the client paces its lines this way.
+        """
+        clock = Clock()
+        bucket = TokenBucket(clock, rate=8, burst=2)
+        self.assertEqual(bucket.delay(), 0.0)
+        self.assertTrue(bucket.take() and bucket.take())
+        self.assertEqual(bucket.delay(), 0.125)
+        clock.advance(0.1)
+        self.assertAlmostEqual(bucket.delay(), 0.025)
+        self.assertFalse(bucket.take())
+        clock.advance(bucket.delay())
+        self.assertTrue(bucket.take())
+
 
 class SendQueueTests(SynchronousTestCase):
     def test_counts_only_while_behind(self) -> None:

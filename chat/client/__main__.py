@@ -1,0 +1,7 @@
+"""
+C{python -m chat.client}.
+"""
+
+from chat.client import main
+
+main()

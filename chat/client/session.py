@@ -1,0 +1,525 @@
+"""
+The session: what the user's lines and the server's lines mean at each
+point, from the greeting through the login questions to the chat and the
+goodbye.  No I/O of its own: the console and the connection feed it.
+"""
+
+# test-case-name: tests.client.test_session
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from chat.client.commands import HELP, completions
+from chat.client.render import Renderer, Style, clean
+from chat.client.tls import tls_failure
+from chat.guard import TokenBucket
+from chat.lines import ServerLine, parse_line
+
+if TYPE_CHECKING:
+    from chat.client.connection import ServerProtocol
+    from chat.client.console import Screen
+
+__all__ = ["HELLO_TIMEOUT", "ChatClient", "Outcome", "Phase"]
+
+#: Seconds to wait for the server's HELLO once connected.
+HELLO_TIMEOUT = 10.0
+
+
+# What the terminal's key handling drops (L{chat.client.console.Screen}): escape
+# sequences as a whole, then every other control but TAB.
+_TYPED_ESCAPE = re.compile(r"\x1b(?:[\[O][\x20-\x3f]*[\x40-\x7e]?|.?)", re.DOTALL)
+_TYPED_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _typed(line: str) -> str:
+    """
+    A line read from a pipe as it would have been typed on a terminal, so
+    that C{\\a/who} is the command C{/who} (and C{\\a/quit} a quit) for the
+    client as it is for the server, rather than a message.
+    """
+    return _TYPED_CONTROL.sub("", _TYPED_ESCAPE.sub("", line))
+
+
+class Phase(enum.Enum):
+    """
+    Where the client is in the session; what a line typed by the user
+    means depends on it.
+    """
+
+    CONNECTING = "connecting"  # waiting for HELLO
+    ASK_MODE = "ask-mode"  # "login or register?"
+    ASK_USER = "ask-user"
+    ASK_PASSWORD = "ask-password"
+    ASK_CONFIRM = "ask-confirm"  # the password again, when registering
+    AUTHENTICATING = "authenticating"  # /login or /register sent
+    CHAT = "chat"  # logged in: lines go to the server
+    QUITTING = "quitting"  # /quit sent or BYE seen, waiting for the close
+    DONE = "done"
+
+
+_ASKING = {Phase.ASK_MODE, Phase.ASK_USER, Phase.ASK_PASSWORD, Phase.ASK_CONFIRM}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """
+    How a session ended: the exit status and, for a failure, the one line
+    to print on stderr.
+    """
+
+    code: int
+    reason: str | None = None
+
+
+class ChatClient:
+    """
+    The client's logic, between the console (lines the user types) and the
+    server connection (lines the server sends), with no I/O of its own.
+
+    User lines are queued and handled in order: the first ones answer the
+    login questions, the rest are sent to the server once the login has
+    succeeded (so a script can be written ahead of the replies).
+
+    @ivar finished: Fires with an L{Outcome} when the session is over.
+    """
+
+    def __init__(
+        self,
+        screen: Screen,
+        renderer: Renderer,
+        clock: IReactorTime,
+        *,
+        interactive: bool,
+        user: str | None = None,
+        address: str = "the server",
+    ) -> None:
+        self.screen = screen
+        self.renderer = renderer
+        self.style = renderer.style
+        self.clock = clock
+        self.interactive = interactive
+        self.address = address
+        self.phase = Phase.CONNECTING
+        self.finished: Deferred[Outcome] = Deferred()
+        self._given_user = user
+        self._username = user or ""
+        self._password = ""
+        self._mode = "login"
+        self._pending: deque[str] = deque()
+        self._eof = False
+        self._server: ServerProtocol | None = None
+        # A little under the server's flood limit (10 lines a second, bursts
+        # of 20): lines that leave spaced out can still arrive together.
+        self._pacer = TokenBucket(clock, rate=8.0, burst=16)
+        self._wakeup: IDelayedCall | None = None
+        self._hello_timer: IDelayedCall | None = None
+        self._quit_sent = False
+        self._bye: str | None = None
+        self._hinted: set[str] = set()
+        self._help_wanted = 0
+        #: The rooms Tab completes: the last room list, and rooms joined since.
+        self.rooms: set[str] = set()
+        self._listing: list[str] = []
+
+    # --- the server side -------------------------------------------------
+
+    def server_connected(self, server: ServerProtocol) -> None:
+        """
+        The TCP connection is up; the questions wait for the server's HELLO,
+        which a chatroom server sends at once.  A server that says nothing
+        (a TLS port reached without --tls, say) would otherwise leave the
+        user waiting forever.
+        """
+        self._server = server
+        self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._no_hello)
+
+    def _no_hello(self) -> None:
+        self._hello_timer = None
+        if self.phase is Phase.CONNECTING:
+            self._finish(
+                1,
+                f"{self.address} sent no greeting in {HELLO_TIMEOUT:g} s (a TLS port? try --tls)",
+            )
+
+    def connect_failed(self, reason: str) -> None:
+        """
+        The server could not be reached at all.
+        """
+        self._finish(1, f"cannot connect to {self.address}: {reason}")
+
+    def server_line(self, raw: bytes) -> None:
+        """
+        Show one line from the server, then act on it.
+        """
+        if self.phase is Phase.DONE:
+            return
+        try:
+            line: ServerLine | None = parse_line(raw)
+        except ValueError:
+            line = None
+        if self.phase is Phase.CONNECTING and (
+            line is None or line.tag != "HELLO" or line.args[:1] != ("chatroom",)
+        ):
+            self._finish(1, f"{self.address} is not a chatroom server")
+            return
+        if line is None:
+            self.screen.show(self.renderer.unknown(raw.decode("utf-8", "replace")))
+            return
+        if self._help_wanted and line.tag == "INFO":
+            return
+        if self._help_wanted and line.tag == "END" and line.args[:1] == ("help",):
+            self._help_wanted -= 1
+            self._show_help()
+            return
+        for text in self.renderer.render(line):
+            self.screen.show(text)
+        if line.tag == "HELLO" and self.phase is Phase.CONNECTING:
+            self._cancel_hello_timer()
+            self._ask(Phase.ASK_MODE)
+        elif line.tag == "OK":
+            self._on_ok(line)
+        elif line.tag == "ROOM" and line.args:
+            self._listing.append(line.args[0])
+        elif line.tag == "ERR" and self.phase is Phase.AUTHENTICATING:
+            self._on_login_refused(line)
+        elif line.tag == "END" and line.args[:1] == ("rooms",):
+            self.rooms, self._listing = set(self._listing), []
+            if self.renderer.room is None:
+                self._hint(
+                    "lobby",
+                    'type a room name to join it, "create <room>" to make one, /help for all '
+                    "commands",
+                )
+        elif line.tag == "END" and line.args[:1] == ("history",):
+            self._hint("room", "type to chat; /leave goes back to the lobby, exit quits")
+        elif line.tag == "BYE":
+            self._bye = line.text or ""
+            self._set_phase(Phase.QUITTING)
+        self._pump()
+
+    def server_lost(self, reason: Failure) -> None:
+        """
+        The connection closed: the normal end after our C{/quit}, a failure
+        otherwise.
+        """
+        self._server = None
+        if self.phase is Phase.DONE:
+            return
+        tls_problem = tls_failure(reason)
+        if self.phase is Phase.CONNECTING and tls_problem is not None:
+            self._finish(1, f"cannot connect to {self.address}: {tls_problem}")
+        elif self._quit_sent:
+            self._finish(0)
+        elif self._bye is not None:
+            said = f": {clean(self._bye)}" if self._bye else ""
+            self._finish(1, f"the server ended the session{said}")
+        elif reason.check(ConnectionDone):
+            self._finish(1, f"{self.address} closed the connection")
+        else:
+            message = " ".join(reason.getErrorMessage().split())
+            self._finish(1, f"lost the connection to {self.address}: {message}")
+
+    def _on_ok(self, line: ServerLine) -> None:
+        command = line.args[0].lower() if line.args else ""
+        name = line.args[1] if len(line.args) > 1 else None
+        if command in ("login", "register") and self.phase is Phase.AUTHENTICATING:
+            self.renderer.me = name or self._username
+            self.renderer.room = None
+            self._set_phase(Phase.CHAT)
+        elif command == "join" and name is not None:
+            self.renderer.room = name
+            self.rooms.add(name)
+            self._update_prompt()
+        elif command == "leave":
+            self.renderer.room = None
+            self._update_prompt()
+
+    def _on_login_refused(self, line: ServerLine) -> None:
+        """
+        On a terminal, ask again what was refused, as the server's guided
+        dialog does: a refused registration password is asked for again
+        (twice) rather than sending the user back to "login or register?",
+        which echoes, where the next attempt would show in clear.
+        """
+        code = line.args[0] if line.args else "error"
+        if self.interactive:
+            if self._mode == "register" and code == "weak-password":
+                self._ask(Phase.ASK_PASSWORD)
+            elif self._mode == "register" and code in ("name-taken", "bad-name"):
+                self._ask(Phase.ASK_USER if self._given_user is None else Phase.ASK_MODE)
+            else:
+                self._ask(Phase.ASK_MODE)
+            return
+        said = f"{clean(line.text)} " if line.text else ""
+        self._finish(1, f"login refused: {said}({clean(code)})")
+
+    # --- the user side ---------------------------------------------------
+
+    def user_line(self, line: str) -> None:
+        """
+        The user typed a line (or the script gave one).
+        """
+        if self.phase in (Phase.QUITTING, Phase.DONE):
+            return
+        self._pending.append(line)
+        self._pump()
+
+    def completions(self, before: str) -> list[str]:
+        """
+        What Tab may complete, C{before} being the input line up to the
+        cursor: the answers to "login or register?", then commands, and
+        room names where a room is expected.
+        """
+        if self.phase not in (Phase.ASK_MODE, Phase.CHAT):
+            return []
+        return completions(
+            before,
+            asking_mode=self.phase is Phase.ASK_MODE,
+            in_lobby=self.renderer.room is None,
+            rooms=self.rooms,
+        )
+
+    def user_eof(self) -> None:
+        """
+        Standard input ended (or Ctrl-D on an empty line): finish what was
+        typed, then quit.
+        """
+        self._eof = True
+        self._pump()
+
+    def output_lost(self) -> None:
+        """
+        Nobody reads our output any more (e.g. C{| head}): stop quietly.
+        """
+        self._finish(0)
+
+    # --- internals -------------------------------------------------------
+
+    def _send(self, line: str) -> None:
+        if self._server is not None:
+            self._server.sendLine(line.encode("utf-8"))
+
+    def _prompt_text(self) -> str:
+        if self.phase is Phase.ASK_MODE:
+            return "login or register? "
+        if self.phase is Phase.ASK_USER:
+            return "username: "
+        if self.phase is Phase.ASK_PASSWORD:
+            return "password: "
+        if self.phase is Phase.ASK_CONFIRM:
+            return "password again: "
+        if self.phase is Phase.CHAT:
+            return f"{self.renderer.room or 'lobby'}> "
+        return ""
+
+    def _set_phase(self, phase: Phase) -> None:
+        self.phase = phase
+        self._update_prompt()
+
+    def _update_prompt(self) -> None:
+        echo = self.phase not in (Phase.ASK_PASSWORD, Phase.ASK_CONFIRM)
+        self.screen.remember = self.phase is Phase.CHAT
+        self.screen.set_prompt(self.style(self._prompt_text(), Style.BOLD), echo=echo)
+
+    def _ask(self, phase: Phase) -> None:
+        if phase is Phase.ASK_USER and self._given_user is not None:
+            phase = Phase.ASK_PASSWORD
+        self._set_phase(phase)
+
+    def _echo(self, text: str) -> None:
+        """
+        Leave what the user answered or commanded visible, as a shell does.
+        """
+        if self.interactive:
+            self.screen.show(self.style(self._prompt_text(), Style.BOLD) + text)
+
+    def _show_help(self) -> None:
+        for text in HELP.splitlines():
+            self.screen.show(self.renderer.system(text))
+
+    def _complain(self, text: str) -> None:
+        self.screen.show(self.renderer.error(text))
+
+    def _hint(self, key: str, text: str) -> None:
+        """
+        Say what to do next, once per kind of situation, to people only.
+        """
+        if self.interactive and key not in self._hinted and self.phase is Phase.CHAT:
+            self._hinted.add(key)
+            self.screen.show(self.renderer.system(text))
+
+    def _pump(self) -> None:
+        """
+        Handle queued user lines for as long as the phase allows.
+        """
+        while self._pending and self.phase is not Phase.DONE:
+            if self.phase in _ASKING:
+                self._answer(self._pending.popleft())
+            elif self.phase is Phase.CHAT:
+                if self._wakeup is not None:
+                    return
+                if self._pending[0].strip():
+                    if not self._pacer.take():
+                        self._wakeup = self.clock.callLater(self._pacer.delay(), self._wake)
+                        return
+                self._command(self._pending.popleft())
+            elif self.phase is Phase.QUITTING:
+                self._pending.clear()
+            else:
+                return
+        if self._eof and not self._pending:
+            self._input_done()
+
+    def _wake(self) -> None:
+        self._wakeup = None
+        self._pump()
+
+    def _input_done(self) -> None:
+        if self.phase is Phase.CHAT or (self.phase in _ASKING and self.interactive):
+            self._quit()
+        elif self.phase in _ASKING:
+            self._finish(1, "standard input ended before the login was complete")
+
+    def _quit(self) -> None:
+        self._send("/quit")
+        self._quit_sent = True
+        self._set_phase(Phase.QUITTING)
+
+    def _answer(self, line: str) -> None:
+        """
+        Take C{line} as the answer to the question being asked.
+        """
+        phase = self.phase
+        if phase is Phase.ASK_MODE:
+            self._answer_mode(line)
+        elif phase is Phase.ASK_USER:
+            name = line.strip()
+            self._echo(name)
+            if not name or re.search(r"\s", name):
+                self._refuse("a username is one word")
+                return
+            self._username = name
+            self._ask(Phase.ASK_PASSWORD)
+        elif phase is Phase.ASK_PASSWORD:
+            self._echo("")
+            if not line:
+                self._refuse("the password is empty")
+            elif self._mode == "register" and self.interactive:
+                self._password = line
+                self._set_phase(Phase.ASK_CONFIRM)
+            else:
+                self._authenticate(line)
+        elif phase is Phase.ASK_CONFIRM:
+            self._echo("")
+            if line != self._password:
+                self._password = ""
+                self._complain("the two passwords differ; try again")
+                self._set_phase(Phase.ASK_PASSWORD)
+            else:
+                self._authenticate(line)
+
+    def _answer_mode(self, line: str) -> None:
+        word = line.strip()
+        lowered = word.lower()
+        verb = lowered.split(" ", 1)[0]
+        if verb in ("/login", "/register") and " " in word:
+            # An explicit command is passed through; echo it without the
+            # password.
+            self._echo(" ".join(word.split(" ")[:2]))
+            self._mode = verb[1:]
+            self._username = word.split(" ")[1]
+            self._send(line)
+            self._set_phase(Phase.AUTHENTICATING)
+            return
+        self._echo(word)
+        if not word:
+            self.screen.redraw()
+        elif lowered in ("login", "l", "register", "r"):
+            self._mode = "register" if lowered.startswith("r") else "login"
+            self._ask(Phase.ASK_USER)
+        elif lowered in ("exit", "/quit"):
+            self._quit()
+        elif lowered == "/help":
+            self._show_help()
+            self.screen.redraw()
+        else:
+            self._refuse('please answer "login" or "register"')
+
+    def _refuse(self, problem: str) -> None:
+        """
+        A bad answer: ask again on a terminal, give up in a script (whose
+        next lines would all be answers to the wrong questions).
+        """
+        if self.interactive:
+            self._complain(problem)
+            self.screen.redraw()
+        else:
+            self._finish(1, f"bad login input: {problem}")
+
+    def _authenticate(self, password: str) -> None:
+        self._password = ""
+        self._set_phase(Phase.AUTHENTICATING)
+        self._send(f"/{self._mode} {self._username} {password}")
+
+    def _command(self, line: str) -> None:
+        """
+        Send a line typed after the login, except what the client itself
+        answers (C{/help}).  Control characters are dropped first: what the
+        line is depends on what is left.
+        """
+        line = _typed(line)
+        stripped = line.strip()
+        if not stripped:
+            return
+        words = stripped.split()
+        verb = words[0].lower()
+        quits = (verb == "/quit" and len(words) == 1) or stripped == "exit"
+        is_message = (
+            self.renderer.room is not None
+            and not quits
+            and (not verb.startswith("/") or verb.startswith("//"))
+        )
+        if not is_message:
+            # The server's MSG shows a message again, with its time; anything
+            # else stays on screen as typed.
+            self._echo(line)
+        if verb == "/help" and len(words) == 1:
+            # Shown when the server's END help arrives, so that in a script
+            # it comes after the replies to the lines sent before it.
+            self._help_wanted += 1
+            self._send("/help")
+            return
+        self._send(line)
+        if quits:
+            # The server answers BYE and closes; later input is moot.
+            self._quit_sent = True
+            self._set_phase(Phase.QUITTING)
+
+    def _cancel_hello_timer(self) -> None:
+        if self._hello_timer is not None and self._hello_timer.active():
+            self._hello_timer.cancel()
+        self._hello_timer = None
+
+    def _finish(self, code: int, reason: str | None = None) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self.phase = Phase.DONE
+        self._cancel_hello_timer()
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        self._wakeup = None
+        self._pending.clear()
+        self.screen.close()
+        if self._server is not None and self._server.transport is not None:
+            self._server.transport.loseConnection()
+        self.finished.callback(Outcome(code, reason))
