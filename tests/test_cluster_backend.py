@@ -1,5 +1,5 @@
 """
-L{chat.cluster.RedisBackend} on the test reactor against a real Redis:
+L{chat.storage.redis.RedisBackend} on the test reactor against a real Redis:
 several backends in one test stand for several processes, with a short
 heartbeat so that dying and coming back take a fraction of a second.
 """
@@ -17,9 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chat.cluster import RedisBackend
-from chat.interfaces import IChatBackend, IRoomEvents
 from chat.resp import RedisProtocol, parse_redis_url
+from chat.storage.redis import RedisBackend
+from chat.storage.rooms import IChatBackend, IRoomEvents
 from tests.redis_server import RedisProcess
 
 TIMEOUT = 10
@@ -102,7 +102,7 @@ def crash(backend: RedisBackend) -> None:
     """
     Stop a backend the way a killed process stops: no goodbye.
     """
-    backend._beat.stop()
+    backend.presence._beat.stop()
     backend.commands.stopService()
     backend.reader.stopService()
 
@@ -148,10 +148,10 @@ async def test_a_process_given_up_for_dead_comes_back(processes: Processes) -> N
     two.entered("general", "carol", STAMP)
     assert await heard.next() == ("join", "general", "carol")
     # Cut off (stopped, or too slow) for longer than its heartbeat lasts...
-    two._beat.stop()
+    two.presence._beat.stop()
     assert await heard.next() == ("part", "general", "carol")
     # ...and back: it finds out and records its users again.
-    two._beat.start(0.1)
+    two.presence._beat.start(0.1)
     assert await heard.next() == ("join", "general", "carol")
 
 
@@ -205,16 +205,18 @@ class ReadyTests(SynchronousTestCase):
         backend = RedisBackend(MemoryReactorClock(), parse_redis_url("redis://127.0.0.1/0"))
         recorder = Recorder()
         backend.events = recorder
-        ready = backend._loaded
+        ready = backend.connection.ready
         # The events connection comes up first and loads the rooms...
         reader = StringTransport()
         RedisProtocol(backend.reader).makeConnection(reader)
         protocol = backend.reader._protocol
         assert protocol is not None
-        # (the six scripts loaded, then the snapshot: one room, no events)
+        # (the six scripts loaded, then the snapshot: no events, and the
+        # rooms' part: one room, no history, nobody present)
+        self.assertEqual(len(backend.reader.scripts), 6)
         protocol.dataReceived(b"+sha\r\n" * 6)
         protocol.dataReceived(
-            b"*6\r\n$3\r\n0-0\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n*0\r\n:0\r\n"
+            b"*3\r\n$3\r\n0-0\r\n:0\r\n*3\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n"
         )
         self.assertIn("general", recorder.loaded)
         # ...but nothing can be stored or logged in to yet.
