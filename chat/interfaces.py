@@ -8,7 +8,7 @@ implementation.  They are named here too, for the code that imports them
 from here.
 """
 
-# test-case-name: tests.test_store
+# test-case-name: tests.storage.test_rooms, tests.storage.test_accounts
 
 from __future__ import annotations
 

@@ -241,8 +241,8 @@ class ChatService(Service):
             seconds.
         """
         if IChatStore.providedBy(backend):
-            backend = LocalBackend(backend, clock, sync_interval)  # type: ignore[arg-type]
-        self.backend: IChatBackend = backend  # type: ignore[assignment]
+            backend = LocalBackend(backend, clock, sync_interval)
+        self.backend: IChatBackend = backend
         self.clock = clock
         self.history = history
         self.rooms: dict[str, Room] = {}
@@ -416,7 +416,7 @@ class ChatService(Service):
             self._creating.discard(key)
             return result
 
-        d: Deferred[Any] = self.backend.create_room(name)  # type: ignore[assignment]
+        d: Deferred[Any] = self.backend.create_room(name)
         return d.addCallback(created).addBoth(done)
 
     def join(self, user: ChatUser, room: Room) -> None:

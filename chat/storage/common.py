@@ -2,7 +2,7 @@
 What every store shares: its two failures, and where blocking work goes.
 """
 
-# test-case-name: tests.storage
+# test-case-name: tests.storage.test_rooms, tests.storage.test_accounts
 
 from __future__ import annotations
 

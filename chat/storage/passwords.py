@@ -11,7 +11,7 @@ thread pool that belongs to the server and is sized for it: a storm of
 logins queues there instead of freezing the chat.
 """
 
-# test-case-name: tests.test_auth, tests.storage.test_accounts
+# test-case-name: tests.storage.test_files_accounts, tests.storage.test_accounts
 
 from __future__ import annotations
 

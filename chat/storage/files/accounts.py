@@ -6,7 +6,7 @@ L{chat.storage.passwords} makes them).  Every account is read into memory
 at start-up; adding one appends a line and fsyncs it.
 """
 
-# test-case-name: tests.storage.test_accounts, tests.test_auth
+# test-case-name: tests.storage.test_accounts, tests.storage.test_files_accounts
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ Keys, under the prefix (C{chatroom:}), by owner:
     users            hash: lower-case name -> "Name:hash"      (accounts: U)
 """
 
-# test-case-name: tests.test_cluster_backend, tests.storage
+# test-case-name: tests.storage.test_redis, tests.storage.test_redis_rooms
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ another's heartbeat expired takes that process's pairs away
 within seconds.
 """
 
-# test-case-name: tests.test_cluster_backend
+# test-case-name: tests.storage.test_redis_rooms
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ history a stream, C{history:<room>}, appended to with the announcement
 Presence is L{chat.storage.redis.presence}'s.
 """
 
-# test-case-name: tests.storage.test_rooms, tests.test_cluster_backend
+# test-case-name: tests.storage.test_rooms, tests.storage.test_redis_rooms
 
 from __future__ import annotations
 

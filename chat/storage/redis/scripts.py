@@ -8,7 +8,7 @@ key prefix, C{chatroom:}) and C{{events_cap}} (how many events the shared
 stream keeps).  Nothing else in the files is touched.
 """
 
-# test-case-name: tests.storage.test_scripts
+# test-case-name: tests.storage.test_redis
 
 from __future__ import annotations
 

@@ -6,64 +6,20 @@ heartbeat so that dying and coming back take a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredQueue
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chat.resp import RedisProtocol, parse_redis_url
 from chat.storage.redis import RedisBackend
 from chat.storage.rooms import IChatBackend, IRoomEvents
 from tests.redis_server import RedisProcess
-
-TIMEOUT = 10
-STAMP = "2026-12-02T10:00:00.000Z"
-
-
-@implementer(IRoomEvents)
-class Recorder:
-    """
-    A server's ear: what the backend said, in order.
-    """
-
-    history = 10
-
-    def __init__(self) -> None:
-        self.events: DeferredQueue[tuple[Any, ...]] = DeferredQueue()
-        self.loaded: dict[str, tuple[list[str], list[str]]] = {}
-        #: Whether loading the rooms is news (it is not at start-up).
-        self.started = False
-
-    def room_created(self, name: str) -> None:
-        self.events.put(("room", name))
-
-    def room_loaded(
-        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
-    ) -> None:
-        self.loaded[name] = ([text for _, _, text in recent], list(users))
-        if self.started:
-            self.events.put(("loaded", name))
-
-    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
-        for _, user, text in messages:
-            self.events.put(("msg", room, user, text))
-
-    def user_joined(self, room: str, user: str, timestamp: str) -> None:
-        self.events.put(("join", room, user))
-
-    def user_parted(self, room: str, user: str, timestamp: str) -> None:
-        self.events.put(("part", room, user))
-
-    async def next(self) -> tuple[Any, ...]:
-        d = self.events.get()
-        d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        return await d
+from tests.storage.backends import STAMP, Recorder, within
 
 
 class Processes:
@@ -76,9 +32,7 @@ class Processes:
             reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5, **options
         )
         recorder = Recorder()
-        d = backend.start(recorder)
-        d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        await d
+        await within(backend.start(recorder))
         recorder.started = True
         self.started.append(backend)
         return backend, recorder
