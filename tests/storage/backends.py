@@ -160,10 +160,14 @@ class RedisStores(Stores):
         self.redis = redis
 
     async def start(
-        self, history: int = 10, accounts: bool = False
+        self, history: int = 10, accounts: bool = False, **options: Any
     ) -> tuple[IChatBackend, Recorder, Any]:
+        """
+        @param options: For L{RedisBackend}, beyond a heartbeat short
+            enough that dying and coming back take a fraction of a second.
+        """
         backend = RedisBackend(
-            reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5
+            reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5, **options
         )
         checker = RedisAccounts(backend, rounds=4, run=run_inline) if accounts else None
         recorder = Recorder(history)

@@ -6,7 +6,6 @@ Lua shipped as files.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -17,17 +16,7 @@ from twisted.internet.testing import MemoryReactorClock
 from chat.resp import parse_redis_url
 from chat.storage.redis import RedisAccounts, RedisBackend, RedisConnection
 from chat.storage.redis.connection import pairs
-from tests.redis_server import RedisProcess
 from tests.storage.backends import STAMP, RedisStores, within
-
-
-@pytest_twisted.async_yield_fixture
-async def redis_stores(redis_server: RedisProcess) -> AsyncIterator[RedisStores]:
-    running = RedisStores(redis_server)
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def call(backend: Any, *args: Any) -> Any:

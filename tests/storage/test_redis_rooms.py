@@ -6,11 +6,9 @@ heartbeat so that dying and coming back take a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -18,38 +16,16 @@ from zope.interface.verify import verifyObject
 from chat.resp import RedisProtocol, parse_redis_url
 from chat.storage.redis import RedisBackend
 from chat.storage.rooms import IChatBackend, IRoomEvents
-from tests.redis_server import RedisProcess
-from tests.storage.backends import STAMP, Recorder, within
+from tests.storage.backends import STAMP, Recorder, RedisStores
 
 
-class Processes:
-    def __init__(self, redis: RedisProcess) -> None:
-        self.redis = redis
-        self.started: list[RedisBackend] = []
-
-    async def start(self, **options: Any) -> tuple[RedisBackend, Recorder]:
-        backend = RedisBackend(
-            reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5, **options
-        )
-        recorder = Recorder()
-        await within(backend.start(recorder))
-        recorder.started = True
-        self.started.append(backend)
-        return backend, recorder
-
-    async def stop(self) -> None:
-        for backend in self.started:
-            if backend.commands.running:
-                await backend.stop()
-
-
-@pytest_twisted.async_yield_fixture
-async def processes(redis_server: RedisProcess) -> AsyncIterator[Processes]:
-    running = Processes(redis_server)
-    try:
-        yield running
-    finally:
-        await running.stop()
+async def process(stores: RedisStores, **options: Any) -> tuple[RedisBackend, Recorder]:
+    """
+    One more process on the Redis: its backend, and what that told it.
+    """
+    backend, heard, _ = await stores.start(**options)
+    assert isinstance(backend, RedisBackend)
+    return backend, heard
 
 
 def crash(backend: RedisBackend) -> None:
@@ -62,15 +38,15 @@ def crash(backend: RedisBackend) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_interface(processes: Processes) -> None:
-    backend, _ = await processes.start()
+async def test_interface(redis_stores: RedisStores) -> None:
+    backend, _ = await process(redis_stores)
     assert verifyObject(IChatBackend, backend)
     assert verifyObject(IRoomEvents, Recorder())
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_user_is_counted_once_whatever_the_processes(processes: Processes) -> None:
-    (one, heard_one), (two, heard_two) = await processes.start(), await processes.start()
+async def test_a_user_is_counted_once_whatever_the_processes(redis_stores: RedisStores) -> None:
+    (one, heard_one), (two, heard_two) = await process(redis_stores), await process(redis_stores)
     one.entered("general", "alice", STAMP)
     assert await heard_one.next() == ("join", "general", "alice")
     assert await heard_two.next() == ("join", "general", "alice")
@@ -88,8 +64,8 @@ async def test_a_user_is_counted_once_whatever_the_processes(processes: Processe
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_dead_process_loses_its_users(processes: Processes) -> None:
-    (_, heard), (two, _) = await processes.start(), await processes.start()
+async def test_a_dead_process_loses_its_users(redis_stores: RedisStores) -> None:
+    (_, heard), (two, _) = await process(redis_stores), await process(redis_stores)
     two.entered("general", "carol", STAMP)
     assert await heard.next() == ("join", "general", "carol")
     crash(two)
@@ -97,8 +73,8 @@ async def test_a_dead_process_loses_its_users(processes: Processes) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_process_given_up_for_dead_comes_back(processes: Processes) -> None:
-    (_, heard), (two, _) = await processes.start(), await processes.start()
+async def test_a_process_given_up_for_dead_comes_back(redis_stores: RedisStores) -> None:
+    (_, heard), (two, _) = await process(redis_stores), await process(redis_stores)
     two.entered("general", "carol", STAMP)
     assert await heard.next() == ("join", "general", "carol")
     # Cut off (stopped, or too slow) for longer than its heartbeat lasts...
@@ -110,14 +86,14 @@ async def test_a_process_given_up_for_dead_comes_back(processes: Processes) -> N
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_new_process_reads_rooms_history_and_presence(processes: Processes) -> None:
-    one, heard = await processes.start()
+async def test_a_new_process_reads_rooms_history_and_presence(redis_stores: RedisStores) -> None:
+    one, heard = await process(redis_stores)
     await one.create_room("Lounge")
     one.entered("Lounge", "alice", STAMP)
     await one.publish("Lounge", [(STAMP, "alice", f"line {i}") for i in range(12)])
     while (await heard.next())[0] != "msg":
         pass
-    _, fresh = await processes.start()
+    _, fresh = await process(redis_stores)
     texts, users = fresh.loaded["Lounge"]
     assert texts == [f"line {i}" for i in range(2, 12)]
     assert users == ["alice"]
@@ -125,8 +101,8 @@ async def test_a_new_process_reads_rooms_history_and_presence(processes: Process
 
 
 @pytest_twisted.ensureDeferred
-async def test_events_missed_while_cut_off_are_caught_up(processes: Processes) -> None:
-    (one, _), (two, heard) = await processes.start(), await processes.start()
+async def test_events_missed_while_cut_off_are_caught_up(redis_stores: RedisStores) -> None:
+    (one, _), (two, heard) = await process(redis_stores), await process(redis_stores)
     await two.reader.stopService()
     await one.publish("general", [(STAMP, "alice", "while you were out")])
     two.reader.startService()
@@ -135,9 +111,9 @@ async def test_events_missed_while_cut_off_are_caught_up(processes: Processes) -
 
 @pytest_twisted.ensureDeferred
 async def test_events_gone_from_the_stream_mean_reading_the_rooms_again(
-    processes: Processes,
+    redis_stores: RedisStores,
 ) -> None:
-    (one, _), (two, heard) = await processes.start(), await processes.start()
+    (one, _), (two, heard) = await process(redis_stores), await process(redis_stores)
     await two.reader.stopService()
     await one.publish("general", [(STAMP, "alice", "missed")])
     await one.commands.execute("XTRIM", "chatroom:events", "MAXLEN", 0)
