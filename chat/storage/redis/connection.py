@@ -214,7 +214,9 @@ class RedisConnection:
         """
         Add a part to the snapshot: the Lua file C{name}, the body of a
         function of C{ARGV} (given by C{args()} at each read) whose result
-        is passed to C{loaded}.
+        is passed to C{loaded}.  It must return something (a Lua C{nil}
+        would end the reply's list there), and it runs after the parts
+        registered before it, in the same script.
         """
         self._parts.append(_Part(name, args, loaded))
         head = read_lua("snapshot.lua")
