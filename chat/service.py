@@ -33,6 +33,7 @@ from chat.interfaces import (
     StoreUnavailable,
 )
 from chat.lines import ErrorCode, format_line, format_timestamp
+from chat.storage.files.rooms import LocalBackend
 
 __all__ = [
     "ChatRealm",
@@ -240,8 +241,8 @@ class ChatService(Service):
             seconds.
         """
         if IChatStore.providedBy(backend):
-            backend = LocalBackend(backend, clock, sync_interval)  # type: ignore[arg-type]
-        self.backend: IChatBackend = backend  # type: ignore[assignment]
+            backend = LocalBackend(backend, clock, sync_interval)
+        self.backend: IChatBackend = backend
         self.clock = clock
         self.history = history
         self.rooms: dict[str, Room] = {}
@@ -415,7 +416,7 @@ class ChatService(Service):
             self._creating.discard(key)
             return result
 
-        d: Deferred[Any] = self.backend.create_room(name)  # type: ignore[assignment]
+        d: Deferred[Any] = self.backend.create_room(name)
         return d.addCallback(created).addBoth(done)
 
     def join(self, user: ChatUser, room: Room) -> None:
@@ -499,7 +500,7 @@ class ChatService(Service):
         senders = room.senders
         room.pending = []
         room.senders = []
-        d: Deferred[Any] = self.backend.publish(room.name, pending)  # type: ignore[assignment]
+        d: Deferred[Any] = self.backend.publish(room.name, pending)
         d.addCallbacks(
             self._stored, self._not_stored, errbackArgs=(room.name, len(pending), senders)
         )
@@ -521,67 +522,6 @@ class ChatService(Service):
             sender.connection.error(
                 ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent"
             )
-
-
-@implementer(IChatBackend)
-class LocalBackend:
-    """
-    One server on its own: rooms in an L{IChatStore} (files), presence in
-    memory.  Everything is shown at once, inside the call that caused it.
-    """
-
-    log = Logger()
-    #: What the log calls it when it is unavailable.
-    label = "Storage"
-
-    def __init__(self, store: IChatStore, clock: IReactorTime, sync_interval: float = 5.0) -> None:
-        self.store = store
-        self.clock = clock
-        self.sync_interval = sync_interval
-        self.events: IRoomEvents | None = None
-        self._sync_call: IDelayedCall | None = None
-
-    def start(self, events: IRoomEvents) -> None:
-        self.events = events
-        for name, recent in self.store.load(events.history).items():
-            events.room_loaded(name, recent, ())
-        self._schedule_sync()
-
-    def _schedule_sync(self) -> None:
-        if self.sync_interval > 0:
-            self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
-
-    def _sync(self) -> None:
-        d: Deferred[None] = self.store.sync()  # type: ignore[assignment]
-        d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
-        d.addBoth(lambda _: self._schedule_sync() if self._sync_call is not None else None)
-
-    def create_room(self, name: str) -> Deferred[None]:
-        return self.store.create_room(name)  # type: ignore[return-value]
-
-    def publish(self, room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
-        try:
-            self.store.append(room, messages)
-        except StoreUnavailable:
-            return fail()
-        assert self.events is not None
-        self.events.messages_stored(room, messages)
-        return succeed(None)
-
-    def entered(self, room: str, user: str, timestamp: str) -> None:
-        assert self.events is not None
-        self.events.user_joined(room, user, timestamp)
-
-    def left(self, room: str, user: str, timestamp: str) -> None:
-        assert self.events is not None
-        self.events.user_parted(room, user, timestamp)
-
-    def stop(self) -> None:
-        if self._sync_call is not None:
-            if self._sync_call.active():
-                self._sync_call.cancel()
-            self._sync_call = None
-        self.store.close()
 
 
 @implementer(IRealm)

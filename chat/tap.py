@@ -29,15 +29,14 @@ from twisted.python.threadpool import ThreadPool
 from twisted.python.usage import CoerceParameter
 
 from chat import PROTOCOL_VERSION, __version__
-from chat.auth import BcryptFileChecker
-from chat.cluster import RedisAccounts, RedisBackend
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
-from chat.interfaces import IAccountStore
 from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
 from chat.service import ChatRealm, ChatService
-from chat.store import FileChatStore
+from chat.storage.accounts import IAccountStore
+from chat.storage.files import BcryptFileChecker, FileChatStore
+from chat.storage.redis import RedisAccounts, RedisBackend
 
 __all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
 

@@ -119,6 +119,17 @@ def test_installed_plugin_is_found() -> None:
 
 
 def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
+    # Built from a clean copy: pip builds in the tree, and a build/ left
+    # there by an earlier build would put in the wheel what setup.cfg
+    # no longer does.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "*.egg-info", "__pycache__", "data", "target", "loadgen"
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -129,7 +140,7 @@ def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -139,6 +150,10 @@ def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "twisted/plugins/chatroom.py" in names
     assert "chat/protocol.py" in names
+    # The Redis scripts are package data, read with importlib.resources.
+    lua = sorted(p.name for p in (ROOT / "chat" / "storage" / "redis" / "lua").glob("*.lua"))
+    assert lua
+    assert [n for n in lua if f"chat/storage/redis/lua/{n}" not in names] == []
     assert not any(
         n.startswith(("tests/", "data/", "twisted/__init__", "twisted/plugins/__init__"))
         for n in names

@@ -17,8 +17,13 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from chat.interfaces import IChatStore, NameTaken, StoreUnavailable
-from chat.store import FileChatStore, default_open_files, read_tail_lines
+from chat.storage.common import NameTaken, StoreUnavailable
+from chat.storage.files.rooms import (
+    FileChatStore,
+    IChatStore,
+    default_open_files,
+    read_tail_lines,
+)
 from tests.helpers import run_inline
 
 

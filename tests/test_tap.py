@@ -10,9 +10,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from chat.cluster import RedisAccounts, RedisBackend
 from chat.protocol import ChatFactory
 from chat.service import ChatService
+from chat.storage.redis import RedisAccounts, RedisBackend
 from chat.tap import DataLockService, Options, makeService
 from tests.helpers import temp_dir, walk
 
@@ -107,9 +107,8 @@ class TapTests(SynchronousTestCase):
         self.assertFalse(chat.started)
         backend = chat.backend
         assert isinstance(backend, RedisBackend)
-        self.assertEqual(
-            (backend.address.host, backend.address.port, backend.address.db), ("10.0.0.5", 6380, 2)
-        )
+        address = backend.connection.address
+        self.assertEqual((address.host, address.port, address.db), ("10.0.0.5", 6380, 2))
         self.assertEqual(backend.history_cap, 500)
         factory = next(s for s in walk(service) if hasattr(s, "factory")).factory
         self.assertIsInstance(factory.accounts, RedisAccounts)

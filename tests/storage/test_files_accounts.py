@@ -15,8 +15,10 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from chat.auth import BcryptFileChecker, check_password, hash_password
-from chat.interfaces import IAccountStore, NameTaken, StoreUnavailable
+from chat.storage.accounts import IAccountStore
+from chat.storage.common import NameTaken, StoreUnavailable
+from chat.storage.files.accounts import BcryptFileChecker
+from chat.storage.passwords import check_password, hash_password
 from tests.helpers import HeldRunner
 
 

@@ -1,122 +1,52 @@
 """
-L{chat.cluster.RedisBackend} on the test reactor against a real Redis:
+L{chat.storage.redis.RedisBackend} on the test reactor against a real Redis:
 several backends in one test stand for several processes, with a short
 heartbeat so that dying and coming back take a fraction of a second.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import DeferredQueue
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chat.cluster import RedisBackend
-from chat.interfaces import IChatBackend, IRoomEvents
 from chat.resp import RedisProtocol, parse_redis_url
-from tests.redis_server import RedisProcess
+from chat.storage.redis import RedisBackend
+from chat.storage.rooms import IChatBackend, IRoomEvents
+from tests.storage.backends import STAMP, Recorder, RedisStores
 
-TIMEOUT = 10
-STAMP = "2026-12-02T10:00:00.000Z"
 
-
-@implementer(IRoomEvents)
-class Recorder:
+async def process(stores: RedisStores, **options: Any) -> tuple[RedisBackend, Recorder]:
     """
-    A server's ear: what the backend said, in order.
+    One more process on the Redis: its backend, and what that told it.
     """
-
-    history = 10
-
-    def __init__(self) -> None:
-        self.events: DeferredQueue[tuple[Any, ...]] = DeferredQueue()
-        self.loaded: dict[str, tuple[list[str], list[str]]] = {}
-        #: Whether loading the rooms is news (it is not at start-up).
-        self.started = False
-
-    def room_created(self, name: str) -> None:
-        self.events.put(("room", name))
-
-    def room_loaded(
-        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
-    ) -> None:
-        self.loaded[name] = ([text for _, _, text in recent], list(users))
-        if self.started:
-            self.events.put(("loaded", name))
-
-    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
-        for _, user, text in messages:
-            self.events.put(("msg", room, user, text))
-
-    def user_joined(self, room: str, user: str, timestamp: str) -> None:
-        self.events.put(("join", room, user))
-
-    def user_parted(self, room: str, user: str, timestamp: str) -> None:
-        self.events.put(("part", room, user))
-
-    async def next(self) -> tuple[Any, ...]:
-        d = self.events.get()
-        d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        return await d
-
-
-class Processes:
-    def __init__(self, redis: RedisProcess) -> None:
-        self.redis = redis
-        self.started: list[RedisBackend] = []
-
-    async def start(self, **options: Any) -> tuple[RedisBackend, Recorder]:
-        backend = RedisBackend(
-            reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5, **options
-        )
-        recorder = Recorder()
-        d = backend.start(recorder)
-        d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
-        await d
-        recorder.started = True
-        self.started.append(backend)
-        return backend, recorder
-
-    async def stop(self) -> None:
-        for backend in self.started:
-            if backend.commands.running:
-                await backend.stop()
-
-
-@pytest_twisted.async_yield_fixture
-async def processes(redis_server: RedisProcess) -> AsyncIterator[Processes]:
-    running = Processes(redis_server)
-    try:
-        yield running
-    finally:
-        await running.stop()
+    backend, heard, _ = await stores.start(**options)
+    assert isinstance(backend, RedisBackend)
+    return backend, heard
 
 
 def crash(backend: RedisBackend) -> None:
     """
     Stop a backend the way a killed process stops: no goodbye.
     """
-    backend._beat.stop()
+    backend.presence._beat.stop()
     backend.commands.stopService()
     backend.reader.stopService()
 
 
 @pytest_twisted.ensureDeferred
-async def test_interface(processes: Processes) -> None:
-    backend, _ = await processes.start()
+async def test_interface(redis_stores: RedisStores) -> None:
+    backend, _ = await process(redis_stores)
     assert verifyObject(IChatBackend, backend)
     assert verifyObject(IRoomEvents, Recorder())
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_user_is_counted_once_whatever_the_processes(processes: Processes) -> None:
-    (one, heard_one), (two, heard_two) = await processes.start(), await processes.start()
+async def test_a_user_is_counted_once_whatever_the_processes(redis_stores: RedisStores) -> None:
+    (one, heard_one), (two, heard_two) = await process(redis_stores), await process(redis_stores)
     one.entered("general", "alice", STAMP)
     assert await heard_one.next() == ("join", "general", "alice")
     assert await heard_two.next() == ("join", "general", "alice")
@@ -134,8 +64,8 @@ async def test_a_user_is_counted_once_whatever_the_processes(processes: Processe
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_dead_process_loses_its_users(processes: Processes) -> None:
-    (_, heard), (two, _) = await processes.start(), await processes.start()
+async def test_a_dead_process_loses_its_users(redis_stores: RedisStores) -> None:
+    (_, heard), (two, _) = await process(redis_stores), await process(redis_stores)
     two.entered("general", "carol", STAMP)
     assert await heard.next() == ("join", "general", "carol")
     crash(two)
@@ -143,27 +73,27 @@ async def test_a_dead_process_loses_its_users(processes: Processes) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_process_given_up_for_dead_comes_back(processes: Processes) -> None:
-    (_, heard), (two, _) = await processes.start(), await processes.start()
+async def test_a_process_given_up_for_dead_comes_back(redis_stores: RedisStores) -> None:
+    (_, heard), (two, _) = await process(redis_stores), await process(redis_stores)
     two.entered("general", "carol", STAMP)
     assert await heard.next() == ("join", "general", "carol")
     # Cut off (stopped, or too slow) for longer than its heartbeat lasts...
-    two._beat.stop()
+    two.presence._beat.stop()
     assert await heard.next() == ("part", "general", "carol")
     # ...and back: it finds out and records its users again.
-    two._beat.start(0.1)
+    two.presence._beat.start(0.1)
     assert await heard.next() == ("join", "general", "carol")
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_new_process_reads_rooms_history_and_presence(processes: Processes) -> None:
-    one, heard = await processes.start()
+async def test_a_new_process_reads_rooms_history_and_presence(redis_stores: RedisStores) -> None:
+    one, heard = await process(redis_stores)
     await one.create_room("Lounge")
     one.entered("Lounge", "alice", STAMP)
     await one.publish("Lounge", [(STAMP, "alice", f"line {i}") for i in range(12)])
     while (await heard.next())[0] != "msg":
         pass
-    _, fresh = await processes.start()
+    _, fresh = await process(redis_stores)
     texts, users = fresh.loaded["Lounge"]
     assert texts == [f"line {i}" for i in range(2, 12)]
     assert users == ["alice"]
@@ -171,8 +101,8 @@ async def test_a_new_process_reads_rooms_history_and_presence(processes: Process
 
 
 @pytest_twisted.ensureDeferred
-async def test_events_missed_while_cut_off_are_caught_up(processes: Processes) -> None:
-    (one, _), (two, heard) = await processes.start(), await processes.start()
+async def test_events_missed_while_cut_off_are_caught_up(redis_stores: RedisStores) -> None:
+    (one, _), (two, heard) = await process(redis_stores), await process(redis_stores)
     await two.reader.stopService()
     await one.publish("general", [(STAMP, "alice", "while you were out")])
     two.reader.startService()
@@ -181,9 +111,9 @@ async def test_events_missed_while_cut_off_are_caught_up(processes: Processes) -
 
 @pytest_twisted.ensureDeferred
 async def test_events_gone_from_the_stream_mean_reading_the_rooms_again(
-    processes: Processes,
+    redis_stores: RedisStores,
 ) -> None:
-    (one, _), (two, heard) = await processes.start(), await processes.start()
+    (one, _), (two, heard) = await process(redis_stores), await process(redis_stores)
     await two.reader.stopService()
     await one.publish("general", [(STAMP, "alice", "missed")])
     await one.commands.execute("XTRIM", "chatroom:events", "MAXLEN", 0)
@@ -205,16 +135,18 @@ class ReadyTests(SynchronousTestCase):
         backend = RedisBackend(MemoryReactorClock(), parse_redis_url("redis://127.0.0.1/0"))
         recorder = Recorder()
         backend.events = recorder
-        ready = backend._loaded
+        ready = backend.connection.ready
         # The events connection comes up first and loads the rooms...
         reader = StringTransport()
         RedisProtocol(backend.reader).makeConnection(reader)
         protocol = backend.reader._protocol
         assert protocol is not None
-        # (the six scripts loaded, then the snapshot: one room, no events)
+        # (the six scripts loaded, then the snapshot: no events, and the
+        # rooms' part: one room, no history, nobody present)
+        self.assertEqual(len(backend.reader.scripts), 6)
         protocol.dataReceived(b"+sha\r\n" * 6)
         protocol.dataReceived(
-            b"*6\r\n$3\r\n0-0\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n*0\r\n:0\r\n"
+            b"*3\r\n$3\r\n0-0\r\n:0\r\n*3\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n"
         )
         self.assertIn("general", recorder.loaded)
         # ...but nothing can be stored or logged in to yet.

@@ -1,0 +1,185 @@
+"""
+Accounts in a bcrypt user file: the default credentials checker.
+
+The file is C{DATA/users.txt}, one C{name:hash} per line (hashes as
+L{chat.storage.passwords} makes them).  Every account is read into memory
+at start-up; adding one appends a line and fsyncs it.
+"""
+
+# test-case-name: tests.storage.test_accounts, tests.storage.test_files_accounts
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chat.commands import valid_name
+from chat.storage.accounts import IAccountStore
+from chat.storage.common import NameTaken, Runner, StoreUnavailable
+from chat.storage.passwords import (
+    SCHEME,
+    check_password,
+    decode_credentials,
+    hash_password,
+    run_inline,
+    valid_hash,
+)
+
+__all__ = ["BcryptFileChecker"]
+
+
+@implementer(ICredentialsChecker, IAccountStore)
+class BcryptFileChecker:
+    """
+    Checks C{IUsernamePassword} credentials against a bcrypt user file, and
+    adds accounts to it.
+
+    Names are unique without regard to case; the avatar ID is the name as
+    registered, whatever case the login used.
+
+    @ivar rounds: The bcrypt cost for new hashes.
+    @ivar run: Where bcrypt runs; the server points it at its own pool.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+    log = Logger()
+
+    def __init__(self, path: Path | str, rounds: int = 12, run: Runner = run_inline) -> None:
+        self.path = Path(path)
+        self.rounds = rounds
+        self.run = run
+        self._users: dict[str, bytes] = {}
+        self._pending: set[str] = set()
+        self._write_lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        """
+        Read the user file.  Runs once at start-up, before the server
+        listens, so it cannot delay anyone.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            text = self.path.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            name, sep, stored = line.rstrip("\r").partition(":")
+            if not sep or not valid_name(name) or not valid_hash(stored):
+                self.log.warn(
+                    "{path}:{number}: skipping a damaged account line",
+                    path=str(self.path),
+                    number=number,
+                )
+                continue
+            if name.lower() in self._users:
+                self.log.warn(
+                    "{path}:{number}: skipping a second account named {name}",
+                    path=str(self.path),
+                    number=number,
+                    name=name,
+                )
+                continue
+            self._remember(name, stored)
+
+    def _remember(self, name: str, stored: str) -> None:
+        """
+        Keep an account in memory as one short C{bytes} (see L{_recall}), at
+        tens of thousands of them: C{name:hash} with the name left out when
+        it is its own key (already lower case) and the hash without its
+        scheme's name.  For a C{bcrypt-sha256} hash that is 96 bytes an
+        account where the file's line as a C{str} took 160.
+        """
+        key = name.lower()
+        if stored.startswith(SCHEME + "$"):
+            # "2b$...": no "$" first, unlike a plain bcrypt hash.
+            stored = stored[len(SCHEME) + 1 :]
+        self._users[name if key == name else key] = (
+            f"{'' if key == name else name}:{stored}".encode()
+        )
+
+    def _recall(self, key: str) -> tuple[str, str] | None:
+        """
+        The name as registered and the stored hash of the account whose
+        lower-case name is C{key}, as L{_remember} kept them.
+        """
+        record = self._users.get(key)
+        if record is None:
+            return None
+        # Names have no ":", so the first one ends the name.
+        name, _, stored = record.decode().partition(":")
+        if not stored.startswith("$"):
+            stored = SCHEME + "$" + stored
+        return name or key, stored
+
+    def user_exists(self, name: str) -> bool:
+        key = name.lower()
+        return key in self._users or key in self._pending
+
+    # Twisted types avatar IDs as bytes; chatroom's are the str names.
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
+        try:
+            name, password = decode_credentials(credentials)
+        except UnicodeDecodeError:
+            return fail(UnauthorizedLogin())
+        entry = self._recall(name.lower())
+        known, stored = entry if entry is not None else ("", None)
+
+        def checked(ok: bool) -> str:
+            if ok and entry is not None:
+                return known
+            raise UnauthorizedLogin()
+
+        d: Deferred[bool] = self.run(check_password, password, stored, self.rounds)
+        return d.addCallback(checked)
+
+    def add_user(self, name: str, password: str) -> Deferred[None]:
+        key = name.lower()
+        if self.user_exists(name):
+            return fail(NameTaken(name))
+        self._pending.add(key)
+
+        def write() -> str:
+            stored = hash_password(password, self.rounds)
+            line = f"{name}:{stored}\n".encode()
+            with self._write_lock:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    size = os.fstat(fd).st_size
+                    try:
+                        if size and os.pread(fd, 1, size - 1) != b"\n":
+                            # A torn line from a crash: end it so ours stands alone.
+                            line = b"\n" + line
+                    except OSError:
+                        pass
+                    if os.write(fd, line) != len(line):
+                        os.ftruncate(fd, size)
+                        raise OSError("short write")
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            return stored
+
+        def added(stored: str) -> None:
+            self._pending.discard(key)
+            self._remember(name, stored)
+            self.log.info("Registered account {name}", name=name)
+
+        def failed(f: Any) -> Any:
+            self._pending.discard(key)
+            self.log.failure("Could not store the account {name}", f, name=name)
+            raise StoreUnavailable(str(f.value))
+
+        d: Deferred[str] = self.run(write)
+        return d.addCallbacks(added, failed)

@@ -1,0 +1,460 @@
+"""
+Rooms and their history as files under the data directory: the embedded
+store (L{FileChatStore}) and the backend that serves it to one process
+(L{LocalBackend}).
+
+Layout: C{DATA/rooms/<room>.log}, one message per line,
+C{<timestamp> <user> <text>}.  A room exists when its file exists, so
+creating a room and making it durable are the same act.
+
+Durability: every message is written with one C{write(2)} before it is
+broadcast, so a message anyone has seen is in the kernel's page cache and
+survives a crash of the server process (C{kill -9}).  Room creation is
+fsynced (file and directory) before it is acknowledged; message files are
+fsynced on shutdown and every few seconds by L{FileChatStore.sync}.
+
+File descriptors: only a bounded number of room files is open at once
+(those written to most recently); the others are opened again when next
+written to.  A server with more rooms than it may open files starts and
+serves.
+"""
+
+# test-case-name: tests.storage.test_rooms, tests.test_store
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import Interface, implementer
+
+from chat.storage.common import NameTaken, Runner, StoreUnavailable
+from chat.storage.rooms import IChatBackend, IRoomEvents, StoredMessage
+
+__all__ = [
+    "FileChatStore",
+    "IChatStore",
+    "LocalBackend",
+    "Runner",
+    "default_open_files",
+    "read_tail_lines",
+]
+
+_SUFFIX = ".log"
+_BLOCK = 16384
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+class IChatStore(Interface):
+    """
+    Durable rooms and their history, as one process keeps them: what
+    L{LocalBackend} serves.
+
+    Every method that changes state fires its Deferred only once the change
+    is durable, because the server acknowledges to clients right after.
+    """
+
+    def load(history: int) -> dict[str, list[tuple[str, str, str]]]:
+        """
+        Open the store and read what the server needs in memory: every room,
+        spelled as created, with its last C{history} messages as
+        C{(timestamp, user, text)} tuples, oldest first.  A fresh store is
+        seeded with the room C{general}.
+
+        Called once, from C{startService}, before any port listens.
+        """
+
+    def create_room(name: str) -> Deferred[None]:
+        """
+        Create a room.
+
+        @return: A Deferred that fires with L{None} once the room is durable,
+            or fails with L{NameTaken} or L{StoreUnavailable}.
+        """
+
+    def append(room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+        """
+        Append messages, C{(timestamp, user, text)}, to a room's history,
+        durably enough that a crash of the server process right after this
+        returns cannot lose them.
+
+        Synchronous on purpose: it sits on the hot path of every message and
+        the embedded store does one C{write(2)} for the whole batch.
+
+        @raise StoreUnavailable: Nothing was stored; the room's history is as
+            it was before the call.
+        """
+
+    def sync() -> Deferred[None]:
+        """
+        Make every message appended so far safe from a crash of the whole
+        machine (fsync), off the reactor thread.  Called every few seconds.
+
+        @return: A Deferred that fires when done.
+        """
+
+    def close() -> None:
+        """
+        Flush everything to stable storage and release the files.
+        """
+
+
+def default_open_files() -> int:
+    """
+    How many room files to keep open: 256, or a quarter of this process's
+    file descriptor limit when that is lower, so that connections, the
+    account file and the thread pool always have descriptors left.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 256
+    return max(1, min(256, soft // 4))
+
+
+def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
+    """
+    Read the last C{count} complete lines of a file, reading backwards in
+    blocks so that a history of any size costs only what is returned.
+
+    @param size: Where the complete lines end (the file may go on with a
+        torn line after it, which is not returned).
+    @return: Up to C{count} lines without their LF, oldest first.
+    """
+    if count <= 0 or size <= 0:
+        return []
+    chunks: list[bytes] = []
+    newlines = 0
+    pos = size
+    # count + 1 LFs bound count whole lines (the last LF ends the last line).
+    while pos > 0 and newlines <= count:
+        step = min(_BLOCK, pos)
+        pos -= step
+        chunk = os.pread(fd, step, pos)
+        chunks.append(chunk)
+        newlines += chunk.count(b"\n")
+    data = b"".join(reversed(chunks))
+    lines = data.split(b"\n")
+    # The last element is what follows the final LF: empty by construction.
+    lines.pop()
+    if pos > 0:
+        # The first element may be the tail of a longer line: drop it.
+        lines = lines[1:]
+    return lines[-count:]
+
+
+def _complete_size(fd: int, size: int) -> int:
+    """
+    Where the last complete line of a file ends: a crash in the middle of a
+    write can leave a torn line after it.
+    """
+    pos = size
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        chunk = os.pread(fd, step, pos - step)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return pos - step + nl + 1
+        pos -= step
+    return 0
+
+
+@implementer(IChatStore)
+class FileChatStore:
+    """
+    Rooms and history in plain append-only files.
+
+    Appends are single C{os.write} calls on an C{O_APPEND} descriptor, so a
+    concurrent reader (or a crash) never sees half of an acknowledged
+    message.  At most C{max_open} room files are open at once, the least
+    recently written closed first: one account creating rooms, or a data
+    directory holding more rooms than the process may open files, must
+    not use up the descriptors that connections need.
+
+    Closing a file does not make it durable, so the store remembers which
+    rooms were written to since the last L{sync} by name, not by
+    descriptor: the sync job opens each of those files itself, in its
+    thread, and fsyncs it (on Linux, fsync flushes a file's data whichever
+    descriptor wrote it).  The reactor thread never fsyncs while serving,
+    and never has to keep a file open for the sync's sake.
+    """
+
+    log = Logger()
+
+    def __init__(self, data: Path, run: Runner, max_open: int | None = None) -> None:
+        """
+        @param data: The data directory; rooms live in C{data/rooms}.
+        @param run: Where blocking work (fsync) goes; see L{Runner}.
+        @param max_open: How many room files may be open at once; by
+            default L{default_open_files}.
+        """
+        self.rooms_dir = Path(data) / "rooms"
+        self._run = run
+        self.max_open = max_open if max_open is not None else default_open_files()
+        #: Open room files, the least recently written first.
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._dirty: set[str] = set()
+
+    def load(self, history: int) -> dict[str, list[tuple[str, str, str]]]:
+        self.rooms_dir.mkdir(parents=True, exist_ok=True)
+        names = sorted(
+            p.name[: -len(_SUFFIX)]
+            for p in self.rooms_dir.iterdir()
+            if p.name.endswith(_SUFFIX) and p.is_file()
+        )
+        if not names:
+            self._create_file("general")
+            names = ["general"]
+        rooms: dict[str, list[tuple[str, str, str]]] = {}
+        for name in names:
+            # Each file is read and closed: the server opens a room's file
+            # again when someone speaks there.
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                complete = _complete_size(fd, size)
+                if complete != size:
+                    self.log.warn(
+                        "Room {room}: dropping a torn last line of {n} bytes",
+                        room=name,
+                        n=size - complete,
+                    )
+                    os.ftruncate(fd, complete)
+                self._sizes[name] = complete
+                rooms[name] = self._parse(name, read_tail_lines(fd, complete, history))
+            finally:
+                os.close(fd)
+        return rooms
+
+    def _parse(self, room: str, lines: list[bytes]) -> list[tuple[str, str, str]]:
+        messages = []
+        for raw in lines:
+            parts = raw.decode("utf-8", errors="replace").split(" ", 2)
+            if len(parts) < 3 or len(parts[0]) != 24:
+                self.log.warn("Room {room}: skipping a damaged history line", room=room)
+                continue
+            messages.append((parts[0], parts[1], parts[2]))
+        return messages
+
+    def _path(self, name: str) -> Path:
+        return self.rooms_dir / (name + _SUFFIX)
+
+    def _fd(self, name: str) -> int:
+        """
+        The room's open file, opened now if it is not, closing the least
+        recently written one if that many are open already.
+
+        @raise OSError: The file cannot be opened.
+        """
+        fds = self._fds
+        fd = fds.get(name)
+        if fd is not None:
+            fds.move_to_end(name)
+            return fd
+        while fds and len(fds) >= self.max_open:
+            # Dirty or not: the next sync finds the file by its name.
+            os.close(fds.popitem(last=False)[1])
+        try:
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE) or not fds:
+                raise
+            # Out of descriptors (connections took them): give one back.
+            os.close(fds.popitem(last=False)[1])
+            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+        fds[name] = fd
+        return fd
+
+    def _create_file(self, name: str) -> None:
+        """
+        Create a room's file and make its existence durable.  Runs in a
+        thread: both fsyncs can take as long as the disk wants.
+        """
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise NameTaken(name) from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirfd = os.open(self.rooms_dir, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        def created(_: object) -> None:
+            # Created empty, and opened only when someone speaks.
+            self._sizes[name] = 0
+
+        def failed(f: Any) -> Any:
+            if f.check(NameTaken, StoreUnavailable):
+                return f
+            self.log.failure("Could not create room {room}", f, room=name)
+            raise StoreUnavailable(str(f.value))
+
+        d = self._run(self._create_file, name)
+        d.addCallbacks(created, failed)
+        return d
+
+    def append(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+        data = "".join([f"{ts} {user} {text}\n" for ts, user, text in messages]).encode()
+        try:
+            fd = self._fd(room)
+        except OSError as e:
+            self.log.error("Room {room}: cannot open its file: {error}", room=room, error=e)
+            raise StoreUnavailable(errno.errorcode.get(e.errno or 0, str(e))) from e
+        try:
+            written = os.write(fd, data)
+        except OSError as e:
+            self._undo(room, fd)
+            raise StoreUnavailable(errno.errorcode.get(e.errno or 0, str(e))) from e
+        if written != len(data):
+            # A short write to a regular file means the disk is full: take the
+            # fragment back so the history holds no torn line.
+            self._undo(room, fd)
+            raise StoreUnavailable("short write")
+        self._sizes[room] += written
+        self._dirty.add(room)
+
+    def _undo(self, room: str, fd: int) -> None:
+        try:
+            os.ftruncate(fd, self._sizes[room])
+        except OSError:
+            self.log.failure("Room {room}: could not undo a failed append", room=room)
+
+    def sync(self) -> Deferred[None]:
+        """
+        fsync the files written since the last call, in a thread, so that a
+        crash of the whole machine loses at most a few seconds of messages.
+
+        The thread opens each file itself rather than use the store's
+        descriptors, which the reactor thread may close meanwhile; so it
+        holds one descriptor at a time.
+        """
+        paths = [self._path(name) for name in self._dirty]
+        self._dirty.clear()
+        d = self._run(_fsync_paths, paths)
+        d.addCallback(self._synced)
+        return d
+
+    def _synced(self, errors: list[OSError]) -> None:
+        if errors:
+            self.log.warn(
+                "fsync failed for {count} room files: {error}", count=len(errors), error=errors[0]
+            )
+
+    def close(self) -> None:
+        dirty = self._dirty
+        for name, fd in self._fds.items():
+            dirty.discard(name)
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                self.log.warn("fsync failed on close: {error}", error=e)
+            os.close(fd)
+        self._fds.clear()
+        # Those written to, then closed to make room for others.
+        for error in _fsync_paths([self._path(name) for name in dirty]):
+            self.log.warn("fsync failed on close: {error}", error=error)
+        dirty.clear()
+
+
+def _fsync_paths(paths: Sequence[Path]) -> list[OSError]:
+    """
+    Open, fsync and close each file in turn.
+
+    @return: What failed, for the caller to report.
+    """
+    errors = []
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            errors.append(e)
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            errors.append(e)
+        finally:
+            os.close(fd)
+    return errors
+
+
+@implementer(IChatBackend)
+class LocalBackend:
+    """
+    One server on its own: rooms in an L{IChatStore} (files), presence in
+    memory.  Everything is shown at once, inside the call that caused it.
+    """
+
+    log = Logger()
+    #: What the log calls it when it is unavailable.
+    label = "Storage"
+
+    def __init__(self, store: IChatStore, clock: IReactorTime, sync_interval: float = 5.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.sync_interval = sync_interval
+        self.events: IRoomEvents | None = None
+        self._sync_call: IDelayedCall | None = None
+
+    def start(self, events: IRoomEvents) -> Deferred[None]:
+        """
+        Load the rooms, inside this call: a store that cannot load raises
+        here, which stops the server before it listens.
+        """
+        self.events = events
+        for name, recent in self.store.load(events.history).items():
+            events.room_loaded(name, recent, ())
+        self._schedule_sync()
+        return succeed(None)
+
+    def _schedule_sync(self) -> None:
+        if self.sync_interval > 0:
+            self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
+
+    def _sync(self) -> None:
+        d = self.store.sync()
+        d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
+        d.addBoth(lambda _: self._schedule_sync() if self._sync_call is not None else None)
+
+    def create_room(self, name: str) -> Deferred[None]:
+        return self.store.create_room(name)
+
+    def publish(self, room: str, messages: Sequence[StoredMessage]) -> Deferred[None]:
+        try:
+            self.store.append(room, messages)
+        except StoreUnavailable:
+            return fail()
+        assert self.events is not None
+        self.events.messages_stored(room, messages)
+        return succeed(None)
+
+    def entered(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_joined(room, user, timestamp)
+
+    def left(self, room: str, user: str, timestamp: str) -> None:
+        assert self.events is not None
+        self.events.user_parted(room, user, timestamp)
+
+    def stop(self) -> Deferred[None]:
+        if self._sync_call is not None:
+            if self._sync_call.active():
+                self._sync_call.cancel()
+            self._sync_call = None
+        self.store.close()
+        return succeed(None)

@@ -1,0 +1,2 @@
+-- The lower-case names of every account.
+return redis.call('HKEYS', prefix .. 'users')

@@ -1,0 +1,186 @@
+"""
+Each storage feature's two implementations, made the same way for the
+contract suites: on files in a temporary directory, or on a real
+redis-server (L{tests.redis_server}) on the test reactor.
+
+A suite asks for C{kind} ("files" or "redis") through a parametrized
+fixture and gets a L{Stores}: C{start()} gives a fresh process's view of
+the same storage (call it again for a restart, or a second process), and
+C{break_()} makes the storage unavailable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from chat.resp import parse_redis_url
+from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
+from chat.storage.redis import RedisAccounts, RedisBackend
+from chat.storage.rooms import IChatBackend, IRoomEvents
+from tests.helpers import run_inline
+from tests.redis_server import RedisProcess
+
+TIMEOUT = 10
+STAMP = "2026-12-02T10:00:00.000Z"
+
+
+async def within(d: Deferred[Any]) -> Any:
+    """
+    Wait for C{d}, failing the test if it takes more than a few seconds.
+    """
+    d.addTimeout(TIMEOUT, reactor)  # type: ignore[arg-type]
+    return await d
+
+
+@implementer(IRoomEvents)
+class Recorder:
+    """
+    A server's ear: what the backend said, in order.
+    """
+
+    def __init__(self, history: int = 10) -> None:
+        self.history = history
+        self.events: DeferredQueue[tuple[Any, ...]] = DeferredQueue()
+        self.loaded: dict[str, tuple[list[str], list[str]]] = {}
+        #: Whether loading the rooms is news (it is not at start-up).
+        self.started = False
+
+    def room_created(self, name: str) -> None:
+        self.events.put(("room", name))
+
+    def room_loaded(
+        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
+    ) -> None:
+        self.loaded[name] = ([text for _, _, text in recent], list(users))
+        if self.started:
+            self.events.put(("loaded", name))
+
+    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+        for _, user, text in messages:
+            self.events.put(("msg", room, user, text))
+
+    def user_joined(self, room: str, user: str, timestamp: str) -> None:
+        self.events.put(("join", room, user))
+
+    def user_parted(self, room: str, user: str, timestamp: str) -> None:
+        self.events.put(("part", room, user))
+
+    async def next(self) -> tuple[Any, ...]:
+        return await within(self.events.get())
+
+    def pending(self) -> list[tuple[Any, ...]]:
+        """
+        What was said and not taken yet.
+        """
+        return list(self.events.pending)
+
+
+class Stores:
+    """
+    One storage (a directory, or a Redis) and the processes started on it.
+    """
+
+    kind: str
+
+    def __init__(self) -> None:
+        self.backends: list[IChatBackend] = []
+
+    async def start(
+        self, history: int = 10, accounts: bool = False
+    ) -> tuple[IChatBackend, Recorder, Any]:
+        """
+        A process's rooms (loaded) and, if asked, its accounts.
+
+        @return: The backend, what it told its server, and the account
+            store (L{None} unless asked for).
+        """
+        raise NotImplementedError
+
+    def break_(self) -> None:
+        """
+        Make the storage unavailable to everything started on it.
+        """
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        for backend in self.backends:
+            await within(backend.stop())
+
+
+class FileStores(Stores):
+    kind = "files"
+
+    def __init__(self, data: Path) -> None:
+        super().__init__()
+        self.data = data
+        self.clock = Clock()
+        self.stores: list[FileChatStore] = []
+        self.checkers: list[BcryptFileChecker] = []
+
+    async def start(
+        self, history: int = 10, accounts: bool = False
+    ) -> tuple[IChatBackend, Recorder, Any]:
+        store = FileChatStore(self.data, run=run_inline)
+        backend = LocalBackend(store, self.clock, sync_interval=0)
+        recorder = Recorder(history)
+        await within(backend.start(recorder))
+        recorder.started = True
+        self.stores.append(store)
+        self.backends.append(backend)
+        checker = None
+        if accounts:
+            checker = BcryptFileChecker(self.data / "users.txt", rounds=4, run=run_inline)
+            self.checkers.append(checker)
+        return backend, recorder, checker
+
+    def break_(self) -> None:
+        # chmod does not stop root: put files where the directories were.
+        for store in self.stores:
+            for fd in store._fds.values():
+                os.close(fd)
+            store._fds.clear()
+            store.rooms_dir = self.data / "users.txt" / "rooms"
+        for checker in self.checkers:
+            checker.path = self.data / "rooms"
+
+
+class RedisStores(Stores):
+    kind = "redis"
+
+    def __init__(self, redis: RedisProcess) -> None:
+        super().__init__()
+        self.redis = redis
+
+    async def start(
+        self, history: int = 10, accounts: bool = False, **options: Any
+    ) -> tuple[IChatBackend, Recorder, Any]:
+        """
+        @param options: For L{RedisBackend}, beyond a heartbeat short
+            enough that dying and coming back take a fraction of a second.
+        """
+        backend = RedisBackend(
+            reactor, parse_redis_url(self.redis.url), heartbeat=0.1, presence_ttl=0.5, **options
+        )
+        checker = RedisAccounts(backend, rounds=4, run=run_inline) if accounts else None
+        recorder = Recorder(history)
+        await within(backend.start(recorder))
+        recorder.started = True
+        self.backends.append(backend)
+        return backend, recorder, checker
+
+    def break_(self) -> None:
+        self.redis.kill()
+
+    async def stop(self) -> None:
+        for backend in self.backends:
+            assert isinstance(backend, RedisBackend)
+            if backend.commands.running:
+                await within(backend.stop())

@@ -1,0 +1,119 @@
+"""
+The contract of L{chat.storage.rooms.IChatBackend}: the same test bodies
+on files (L{chat.storage.files.rooms.LocalBackend}) and on Redis
+(L{chat.storage.redis.rooms.RedisBackend}).
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from twisted.logger import capturedLogs
+from zope.interface.verify import verifyObject
+
+from chat.storage.common import NameTaken, StoreUnavailable
+from chat.storage.rooms import IChatBackend, IRoomEvents
+from tests.storage.backends import STAMP, Recorder, Stores, within
+
+
+def said(*texts: str, user: str = "alice") -> list[tuple[str, str, str]]:
+    return [(STAMP, user, text) for text in texts]
+
+
+@pytest_twisted.ensureDeferred
+async def test_provides(stores: Stores) -> None:
+    backend, _, _ = await stores.start()
+    assert verifyObject(IChatBackend, backend)
+    assert verifyObject(IRoomEvents, Recorder())
+    assert backend.label in ("Storage", "Redis")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_store_has_general_and_nothing_else(stores: Stores) -> None:
+    _, heard, _ = await stores.start()
+    assert heard.loaded == {"general": ([], [])}
+    assert heard.pending() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_published_messages_are_shown_in_order(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    await within(backend.publish("general", said("one", "two")))
+    await within(backend.publish("general", said("three", user="bob")))
+    assert [await heard.next() for _ in range(3)] == [
+        ("msg", "general", "alice", "one"),
+        ("msg", "general", "alice", "two"),
+        ("msg", "general", "bob", "three"),
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_survives_a_restart_newest_kept(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    await within(backend.publish("general", said(*(f"line {i}" for i in range(12)))))
+    for _ in range(12):
+        await heard.next()
+    _, again, _ = await stores.start(history=10)
+    assert again.loaded["general"][0] == [f"line {i}" for i in range(2, 12)]
+    _, none, _ = await stores.start(history=0)
+    assert none.loaded["general"][0] == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_text_is_kept_exactly(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    text = "  spaces,  a colon: and ünïcode ☃ "
+    await within(backend.publish("general", said(text)))
+    assert await heard.next() == ("msg", "general", "alice", text)
+    _, again, _ = await stores.start()
+    assert again.loaded["general"][0] == [text]
+
+
+@pytest_twisted.ensureDeferred
+async def test_created_rooms_are_durable_and_keep_their_spelling(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    assert await within(backend.create_room("Lounge")) is None
+    with pytest.raises(NameTaken):
+        await within(backend.create_room("Lounge"))
+    await within(backend.publish("Lounge", said("hello")))
+    while await heard.next() != ("msg", "Lounge", "alice", "hello"):
+        pass
+    _, again, _ = await stores.start()
+    assert sorted(again.loaded) == ["Lounge", "general"]
+    assert again.loaded["Lounge"] == (["hello"], [])
+
+
+@pytest_twisted.ensureDeferred
+async def test_entering_and_leaving_are_told(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    backend.entered("general", "alice", STAMP)
+    assert await heard.next() == ("join", "general", "alice")
+    backend.left("general", "alice", STAMP)
+    assert await heard.next() == ("part", "general", "alice")
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_order_for_messages_and_presence(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    first = backend.publish("general", said("before"))
+    backend.entered("general", "bob", STAMP)
+    second = backend.publish("general", said("after"))
+    await within(first)
+    await within(second)
+    assert [await heard.next() for _ in range(3)] == [
+        ("msg", "general", "alice", "before"),
+        ("join", "general", "bob"),
+        ("msg", "general", "alice", "after"),
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_unavailable_means_not_stored_and_not_shown(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    stores.break_()
+    with capturedLogs():
+        with pytest.raises(StoreUnavailable):
+            await within(backend.publish("general", said("lost")))
+        with pytest.raises(StoreUnavailable):
+            await within(backend.create_room("Lounge"))
+    assert heard.pending() == []
