@@ -19,11 +19,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from chat.auth import BcryptFileChecker
 from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
 from chat.service import ChatRealm, ChatService
-from chat.store import FileChatStore
+from chat.storage.files.accounts import BcryptFileChecker
+from chat.storage.files.rooms import FileChatStore
 
 
 def temp_dir(case: SynchronousTestCase) -> Path:

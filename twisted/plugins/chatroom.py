@@ -40,7 +40,7 @@ class BcryptCheckerFactory:
     credentialInterfaces = (IUsernamePassword,)
 
     def generateChecker(self, argstring: str) -> Any:
-        from chat.auth import BcryptFileChecker
+        from chat.storage.files.accounts import BcryptFileChecker
 
         return BcryptFileChecker(argstring or "data/users.txt")
 
