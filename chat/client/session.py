@@ -261,7 +261,8 @@ class ChatClient:
                 self._ask(Phase.ASK_MODE)
             return
         said = f"{clean(line.text)} " if line.text else ""
-        self._finish(1, f"login refused: {said}({clean(code)})")
+        what = "registration" if self._mode == "register" else "login"
+        self._finish(1, f"{what} refused: {said}({clean(code)})")
 
     # --- the user side ---------------------------------------------------
 

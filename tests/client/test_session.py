@@ -116,6 +116,20 @@ def test_refused_login_in_a_script_fails_with_one_line() -> None:
     assert "wrong-password" not in h.output()
 
 
+def test_refused_registration_in_a_script_says_registration() -> None:
+    h = Harness()
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("register\nalice\npassword1\npassword1\n")
+    h.sent()
+    h.hear("ERR rate-limited :your address may register 10 accounts an hour; try again in 60 min")
+    [outcome] = h.outcomes
+    assert outcome.code == 1
+    assert outcome.reason == (
+        "registration refused: your address may register 10 accounts an hour; "
+        "try again in 60 min (rate-limited)"
+    )
+
+
 def test_bad_first_line_in_a_script_fails_without_echoing_it() -> None:
     h = Harness()
     h.hear("HELLO chatroom 1 :Welcome")
