@@ -139,6 +139,7 @@ def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "twisted/plugins/chatroom.py" in names
     assert "chat/protocol.py" in names
+    assert "chat/wire/protocol.py" in names
     assert not any(
         n.startswith(("tests/", "data/", "twisted/__init__", "twisted/plugins/__init__"))
         for n in names
