@@ -7,7 +7,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers import Chat, temp_dir
 
 CHAT = Path(__file__).resolve().parent.parent / "chat"
 
@@ -48,3 +51,20 @@ class LayerTests(SynchronousTestCase):
             if "twisted.internet.reactor" in imported(path)
         )
         self.assertEqual([u for u in users if u not in ("tap.py", "client.py")], [])
+
+
+class LogNamespaceTests(SynchronousTestCase):
+    """
+    Moving the code did not move what operators filter the log on.
+    """
+
+    def test_connections_log_as_before(self) -> None:
+        chat = Chat(temp_dir(self))
+        self.addCleanup(chat.stop)
+        with capturedLogs() as events:
+            client = chat.connect()
+            client.send("/help")
+        namespaces = {e["log_namespace"] for e in events if "Connection from" in e["log_format"]}
+        self.assertEqual(namespaces, {"chat.protocol.ChatProtocol"})
+        (event,) = [e for e in events if e["log_format"] == "Connection from {peer}"]
+        self.assertIs(event["log_source"], client.protocol)

@@ -64,6 +64,18 @@ from chat.wire.login import OWN_LOGOUT, LoginFlow
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
 
 
+class _Log(Logger):
+    """
+    A class's logger whose namespace stays what it was before the class
+    moved: operators filter and grep the log on it.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> Logger:
+        return Logger(
+            self.namespace, owner if instance is None else instance, observer=self.observer
+        )
+
+
 @implementer(IChatClient)
 class ChatProtocol(LineReceiver, LoginFlow):
     """
@@ -77,7 +89,8 @@ class ChatProtocol(LineReceiver, LoginFlow):
     delimiter = b"\n"
     # One byte more than the contract's limit, for the CR before the LF.
     MAX_LENGTH = MAX_LINE_BYTES + 1
-    log = Logger()
+    # Its module's name before chat/wire/ existed.
+    log = _Log(namespace="chat.protocol.ChatProtocol")
 
     #: How the domain's events become bytes: the same for every connection.
     encoder: ClassVar[LineEncoder] = LINES
