@@ -1,34 +1,44 @@
 """
-Client lines to commands: pure parsing, no I/O and no state.
+The commands a client can give: one table, and pure parsing.
 
-The protocol decides what a command may do in which state; this module only
-says what a line I{is}.  Keeping the two apart is what lets the state table
-in L{chat.protocol} read as a table.
+For each verb, L{TABLE} holds its grammar, the states it is allowed in,
+its help line and what a client is told when it is not allowed.  The
+server's C{/help}, its state checks, the argument parser and the fuzz
+test's shapes all read it, so adding a command is one entry here and one
+action on the avatar (L{chat.service.ChatUser}).  Parsing does no I/O and
+keeps no state: this module only says what a line I{is}.
 """
 
 # test-case-name: tests.test_commands
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 from enum import Enum
 
-from chat.lines import ErrorCode
+from chat.errors import ChatError, ErrorCode
 
 __all__ = [
+    "COMMANDS",
     "MAX_LINE_BYTES",
     "MAX_PASSWORD",
     "MIN_PASSWORD",
     "NAME_RE",
+    "TABLE",
     "Command",
     "CommandError",
+    "CommandSpec",
+    "State",
     "Verb",
+    "help_lines",
     "looks_like_http",
     "parse_args",
     "parse_bare",
     "split_command",
     "valid_name",
+    "why_not",
 ]
 
 #: The longest line a client may send, not counting CR/LF.
@@ -57,22 +67,154 @@ class Verb(Enum):
     DIALOG = "dialog"
 
 
-#: Verbs a client can type after C{/}.
-SLASH_VERBS = {v.value: v for v in Verb if v not in (Verb.SAY, Verb.DIALOG)}
+class State(enum.Enum):
+    """
+    Where a connection is.  A front door derives it (logged in or not, in
+    a room or not, closing or not) rather than keeping it.
+    """
 
-#: How many space-separated arguments each verb takes.  C{REGISTER} and
-#: C{LOGIN} take a name and then the rest of the line as the password.
-_ARITY = {
-    Verb.REGISTER: 2,
-    Verb.LOGIN: 2,
-    Verb.ROOMS: 0,
-    Verb.CREATE: 1,
-    Verb.JOIN: 1,
-    Verb.LEAVE: 0,
-    Verb.WHO: 0,
-    Verb.HELP: 0,
-    Verb.QUIT: 0,
+    AUTH = "auth"
+    #: The guided dialog is waiting for a user name.
+    USERNAME = "username"
+    #: The guided dialog is waiting for a password.
+    PASSWORD = "password"
+    LOBBY = "lobby"
+    IN_ROOM = "in-room"
+    #: BYE was sent: nothing else goes out, nothing else is read.
+    CLOSED = "closed"
+
+
+_ANY = frozenset({State.AUTH, State.USERNAME, State.PASSWORD, State.LOBBY, State.IN_ROOM})
+_AUTH = frozenset({State.AUTH, State.USERNAME})
+_LOGGED_IN = frozenset({State.LOBBY, State.IN_ROOM})
+_IN_ROOM = frozenset({State.IN_ROOM})
+
+#: What a client that has not logged in is told for any command it may not use.
+LOG_IN_FIRST = "log in first: login, register, or /help"
+_LOGGED_IN_ALREADY = "you are already logged in"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """
+    One verb: its grammar, where it is allowed and how it is explained.
+
+    @ivar args: The names of its arguments, in order, as the help shows them.
+    @ivar states: The states it is allowed in.
+    @ivar help: Its line in C{/help}; empty for the verbs without a C{/verb}.
+    @ivar refused: What a logged-in client is told where it is not allowed.
+    @ivar rest: Whether the last argument is the rest of the line, spaces
+        and all (a password).
+    @ivar ok: Whether success is answered C{OK <verb> <name>}.
+    """
+
+    verb: Verb
+    args: tuple[str, ...]
+    states: frozenset[State]
+    help: str = ""
+    refused: str = LOG_IN_FIRST
+    rest: bool = False
+    ok: bool = False
+
+    @property
+    def name(self) -> str:
+        """
+        The word after the C{/}.
+        """
+        return self.verb.value
+
+    @property
+    def usage(self) -> str:
+        """
+        How it is typed, e.g. C{/join <room>}.
+        """
+        return " ".join([f"/{self.name}", *(f"<{arg}>" for arg in self.args)])
+
+
+_ONLY_IN_A_ROOM = "{} works only in a room"
+
+#: Every verb, in the order C{/help} lists them.
+TABLE: dict[Verb, CommandSpec] = {
+    spec.verb: spec
+    for spec in (
+        CommandSpec(
+            Verb.REGISTER,
+            ("name", "password"),
+            _AUTH,
+            "create an account and log in",
+            _LOGGED_IN_ALREADY,
+            rest=True,
+            ok=True,
+        ),
+        CommandSpec(
+            Verb.LOGIN,
+            ("name", "password"),
+            _AUTH,
+            "log in; or type login or register to be asked",
+            _LOGGED_IN_ALREADY,
+            rest=True,
+            ok=True,
+        ),
+        CommandSpec(Verb.ROOMS, (), _LOGGED_IN, "list the rooms and how many are in each"),
+        CommandSpec(
+            Verb.CREATE,
+            ("room",),
+            _LOGGED_IN,
+            "create a room and join it (in the lobby: create <room>)",
+            ok=True,
+        ),
+        CommandSpec(
+            Verb.JOIN,
+            ("room",),
+            _LOGGED_IN,
+            "join a room (in the lobby: just the room's name)",
+            ok=True,
+        ),
+        CommandSpec(
+            Verb.LEAVE,
+            (),
+            _IN_ROOM,
+            "leave the room, back to the lobby",
+            "/leave works only in a room",
+            ok=True,
+        ),
+        CommandSpec(
+            Verb.WHO, (), _IN_ROOM, "list the members of your room", "/who works only in a room"
+        ),
+        CommandSpec(Verb.HELP, (), _ANY, "this list"),
+        CommandSpec(Verb.QUIT, (), _ANY, "disconnect (or type exit)"),
+        CommandSpec(Verb.SAY, ("text",), _IN_ROOM, "", "you are not in a room: /join <room> first"),
+        CommandSpec(Verb.DIALOG, ("kind",), _AUTH, "", _LOGGED_IN_ALREADY),
+    )
 }
+
+#: The commands a client types after C{/}, in help order: what a client's
+#: help and completion offer.
+COMMANDS: tuple[CommandSpec, ...] = tuple(spec for spec in TABLE.values() if spec.help)
+
+#: Verbs a client can type after C{/}.
+SLASH_VERBS = {spec.name: spec.verb for spec in COMMANDS}
+
+
+def help_lines() -> list[str]:
+    """
+    The text of C{/help}, one line each.
+    """
+    return [
+        "Commands (the verb is case-insensitive):",
+        *(f"{spec.usage:<28} {spec.help}" for spec in COMMANDS),
+        "In a room, any other line is a message; start it with // to send a leading /.",
+        "Names: 1 to 32 of A-Z a-z 0-9 _ -. Passwords: 8 to 128 characters.",
+    ]
+
+
+def why_not(verb: Verb, state: State) -> str:
+    """
+    What a client is told for a known verb in a state that does not allow it.
+    """
+    if state in _AUTH:
+        return LOG_IN_FIRST
+    return TABLE[verb].refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +223,8 @@ class Command:
     args: tuple[str, ...] = ()
 
 
-class CommandError(Exception):
-    """
-    A line that cannot be a command.
-
-    @ivar code: What the client is told in its C{ERR} line.
-    @ivar detail: The human text of that line.
-    """
-
-    def __init__(self, code: ErrorCode, detail: str) -> None:
-        super().__init__(code, detail)
-        self.code = code
-        self.detail = detail
+#: A line that is not a command; the name the parser has always used.
+CommandError = ChatError
 
 
 def valid_name(name: str) -> bool:
@@ -144,26 +276,26 @@ def split_command(line: str) -> tuple[Verb, str]:
 
 def parse_args(verb: Verb, rest: str) -> tuple[str, ...]:
     """
-    Check and split a known verb's arguments.
+    Check and split a known verb's arguments, by its grammar in L{TABLE}.
 
     @raise CommandError: C{bad-syntax} for a wrong number of arguments,
         C{bad-name} for a name outside C{[A-Za-z0-9_-]{1,32}}.
     """
     if verb is Verb.SAY:
         return (rest,)
-    arity = _ARITY[verb]
-    if verb in (Verb.REGISTER, Verb.LOGIN):
+    spec = TABLE[verb]
+    arity = len(spec.args)
+    if spec.rest:
         # The password is everything after the one space that ends the name:
         # it may hold spaces, and its leading and trailing spaces count.
         name, sep, password = rest.partition(" ")
         if not name or not sep or not password:
-            raise CommandError(ErrorCode.BAD_SYNTAX, f"usage: /{verb.value} <name> <password>")
+            raise CommandError(ErrorCode.BAD_SYNTAX, f"usage: {spec.usage}")
         args: tuple[str, ...] = (name, password)
     else:
         args = tuple(rest.split())
         if len(args) != arity:
-            usage = f"/{verb.value}" + (" <room>" if arity else "")
-            raise CommandError(ErrorCode.BAD_SYNTAX, f"usage: {usage}")
+            raise CommandError(ErrorCode.BAD_SYNTAX, f"usage: {spec.usage}")
     if arity and not valid_name(args[0]):
         raise CommandError(ErrorCode.BAD_NAME, "names are 1 to 32 of A-Z a-z 0-9 _ -")
     return args
@@ -192,7 +324,7 @@ def parse_bare(line: str, in_auth: bool, in_lobby: bool) -> Command:
     if in_auth:
         if len(words) == 1 and first in ("login", "register"):
             return Command(Verb.DIALOG, (first,))
-        raise CommandError(ErrorCode.BAD_STATE, "log in first: login, register, or /help")
+        raise CommandError(ErrorCode.BAD_STATE, LOG_IN_FIRST)
     if in_lobby:
         if first == "create":
             rest = line.strip()[len("create") :]

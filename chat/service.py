@@ -1,10 +1,18 @@
 """
-Rooms, members and history: the domain of chatroom, with no sockets in it.
+Rooms, members and history: the domain of chatroom, with no sockets and no
+wire format in it.
 
-A L{ChatUser} is one logged-in connection (one account may have several);
-a L{Room} fans each message out to its members.  Rooms count and list
-I{users}, so someone logged in twice is one member, joins when the first
-of their connections enters and parts when the last one leaves.
+A L{ChatUser} is the avatar of one logged-in connection (one account may
+have several) and carries every action a client can take: a front door
+parses its input into a command and calls the avatar.  What happens is
+told back as events: to the avatar's mind (L{Mind}, the connection) for
+what concerns it alone, and to a whole room through L{Room.broadcast},
+which has each front door's encoder (L{Encoder}) turn an event into bytes
+once for all the members it serves.
+
+Rooms count and list I{users}, so someone logged in twice is one member,
+joins when the first of their connections enters and parts when the last
+one leaves.
 """
 
 # test-case-name: tests.test_service
@@ -13,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from twisted.application.service import Service
@@ -24,6 +32,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chat.errors import ChatError, ErrorCode
+from chat.guard import Quota, has_visible, minutes
 from chat.interfaces import (
     IChatBackend,
     IChatStore,
@@ -32,30 +42,51 @@ from chat.interfaces import (
     NameTaken,
     StoreUnavailable,
 )
-from chat.lines import ErrorCode, format_line, format_timestamp
+from chat.message import Message, format_timestamp
 from chat.storage.files.rooms import LocalBackend
 
 __all__ = [
     "ChatRealm",
     "ChatService",
     "ChatUser",
-    "Connection",
+    "Encoder",
     "LocalBackend",
+    "Mind",
     "Outage",
     "Room",
+    "RoomListing",
 ]
 
-_END_ROOMS = format_line("END", "rooms")
+
+class Encoder(Protocol):
+    """
+    How one kind of front door writes a room's events
+    (L{chat.interfaces.IEventEncoder}): one encoder serves every connection
+    of its kind, so a room's event is encoded once per kind, not per member.
+    """
+
+    def messages(self, room: str, messages: Sequence[tuple[str, str, str]]) -> bytes: ...
+
+    def joined(self, room: str, timestamp: str, user: str) -> bytes: ...
+
+    def parted(self, room: str, timestamp: str, user: str) -> bytes: ...
 
 
-class Connection(Protocol):
+class Mind(Protocol):
     """
-    What the domain needs from a client connection.
+    What the domain needs from a client connection
+    (L{chat.interfaces.IChatClient}).
     """
+
+    @property
+    def encoder(self) -> Encoder: ...
+
+    @property
+    def closing(self) -> bool: ...
 
     def deliver(self, data: bytes) -> None:
         """
-        Write lines of a room's traffic, in the room's order.
+        Write what the encoder made of a room's events, in the room's order.
         """
 
     def error(self, code: ErrorCode, text: str) -> None: ...
@@ -66,22 +97,110 @@ class Connection(Protocol):
 @implementer(IChatUser)
 class ChatUser:
     """
-    A logged-in connection, as the realm hands it out.
+    A logged-in connection, as the realm hands it out: the actions a
+    client can take.  Each one either does what was asked or raises
+    L{ChatError} with what the client is to be told.
     """
 
-    __slots__ = ("connection", "key", "name", "room", "service")
+    __slots__ = ("key", "mind", "name", "room", "service")
 
-    def __init__(self, name: str, service: ChatService, connection: Connection) -> None:
+    def __init__(self, name: str, service: ChatService, mind: Mind) -> None:
         self.name = name
         key = name.lower()
         # Share the name's string when it is already lower case.
         self.key = name if key == name else key
         self.service = service
-        self.connection = connection
+        self.mind = mind
         self.room: Room | None = None
 
-    def deliver(self, line: bytes) -> None:
-        self.connection.deliver(line)
+    def create(self, name: str) -> Deferred[Room]:
+        """
+        Create a room and enter it.
+
+        @return: A Deferred firing with the room, entered unless the
+            connection is closing by then, or failing with L{ChatError}.
+        @raise ChatError: At once, when the room exists or a limit is
+            reached.
+        """
+        service = self.service
+        if service.room_exists(name):
+            raise ChatError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
+        limit = service.max_rooms
+        if limit and service.room_count() >= limit:
+            raise ChatError(
+                ErrorCode.RATE_LIMITED,
+                f"this server has {limit} rooms, its limit; join one of them (/rooms lists them)",
+            )
+        key = self.key
+        quota = service.room_quota
+        wait = quota.wait(key)
+        if wait:
+            raise ChatError(
+                ErrorCode.RATE_LIMITED,
+                f"you may create {quota.limit} rooms an hour; try again in {minutes(wait)}",
+            )
+        # Counted now, so that rooms still being created count too.
+        quota.spend(key)
+
+        def created(room: Room) -> Room:
+            if not self.mind.closing:
+                service.join(self, room)
+            return room
+
+        def failed(failure: Failure) -> Room:
+            quota.refund(key)
+            if failure.check(NameTaken):
+                raise ChatError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
+            raise ChatError(ErrorCode.UNAVAILABLE, "cannot create rooms right now; try again")
+
+        return service.create(name).addCallbacks(created, failed)
+
+    def join(self, name: str) -> Room:
+        """
+        Enter a room, leaving the one the user was in.
+        """
+        room = self.service.find(name)
+        if room is None:
+            raise ChatError(
+                ErrorCode.NO_SUCH_ROOM, f"no room named {name}; /create {name} makes one"
+            )
+        self.service.join(self, room)
+        return room
+
+    def leave(self) -> Room:
+        """
+        Go back to the lobby.
+
+        @return: The room left.
+        """
+        room = self.service.leave(self)
+        if room is None:
+            raise ChatError(ErrorCode.BAD_STATE, "you are not in a room")
+        return room
+
+    def say(self, text: str) -> None:
+        """
+        Post C{text} (cleaned by the front door) to the room, unless
+        nothing of it would show.
+        """
+        if has_visible(text):
+            self.service.say(self, text)
+
+    def who(self) -> list[str]:
+        """
+        The names of the users in the room, in the order they came.
+        """
+        room = self.room
+        if room is None:
+            raise ChatError(ErrorCode.BAD_STATE, "you are not in a room")
+        return room.users()
+
+    def rooms(self) -> list[tuple[str, int]]:
+        """
+        Every room and how many are in it, sorted by name.  (The line
+        front door sends its cached L{RoomListing} instead.)
+        """
+        return self.service.room_list()
 
     def logout(self) -> None:
         """
@@ -117,22 +236,34 @@ class Room:
         self.counts: dict[str, int] = {}
         self.present: dict[str, str] = {}
         self.recent: deque[tuple[str, str, str]] = deque(recent, maxlen=history)
-        self.pending: list[tuple[str, str, str]] = []
+        self.pending: list[Message] = []
         self.senders: list[ChatUser] = []
 
-    def broadcast(self, data: bytes, skip: str | None = None) -> None:
+    def broadcast(self, event: Callable[[Encoder], bytes], skip: str | None = None) -> None:
         """
-        Write formatted lines to every member (but the user whose
-        lower-case name is C{skip}): the bytes are made once, whatever the
-        size of the room.
+        Tell every member (but the user whose lower-case name is C{skip})
+        of an event: C{event} makes its bytes with a member's encoder,
+        once per encoder, whatever the size of the room.
         """
-        if skip is None:
-            for member in self.members:
-                member.connection.deliver(data)
-        else:
-            for member in self.members:
-                if member.key != skip:
-                    member.connection.deliver(data)
+        encoder: Encoder | None = None
+        data = b""
+        made: dict[Encoder, bytes] | None = None
+        for member in self.members:
+            if skip is not None and member.key == skip:
+                continue
+            mind = member.mind
+            kind = mind.encoder
+            if kind is not encoder:
+                # Another kind of front door than the last member's: keep
+                # what each kind made, for rooms where kinds alternate.
+                if encoder is not None:
+                    if made is None:
+                        made = {}
+                    made[encoder] = data
+                encoder = kind
+                kept = made.get(kind) if made is not None else None
+                data = kept if kept is not None else event(kind)
+            mind.deliver(data)
 
     def users(self) -> list[str]:
         """
@@ -152,6 +283,64 @@ class Room:
         """
         present = self.present
         return len(present) + sum(1 for key in self.counts if key not in present)
+
+
+class RoomListing:
+    """
+    The room list as one front door sends it, made once and kept until a
+    room is added or a population changes.
+
+    Every login and every C{/rooms} sends it, and a server may have tens
+    of thousands of rooms: sorting and formatting them each time took the
+    reactor hundreds of milliseconds.  Now a change costs one row, and a
+    list asked for after changes costs one join of the kept rows.
+    """
+
+    def __init__(
+        self,
+        order: list[str],
+        rooms: dict[str, Room],
+        row: Callable[[str, int], bytes],
+        end: bytes,
+    ) -> None:
+        """
+        @param order: The service's sorted room keys, kept up to date by it.
+        @param row: Makes one room's row from its name and population.
+        @param end: What follows the rows.
+        """
+        self._order = order
+        self._row = row
+        self._end = end
+        # Each room's row in the order of the keys, where each key is
+        # (rebuilt after a room is added), the rooms whose row is out of
+        # date, and the whole list, end included, until something changes.
+        self._rows: list[bytes] = [b""] * len(order)
+        self._where: dict[str, int] | None = None
+        self._stale: set[Room] = set(rooms.values())
+        self._listing: bytes | None = None
+
+    def added(self, at: int, room: Room) -> None:
+        self._rows.insert(at, b"")
+        self._where = None
+        self.changed(room)
+
+    def changed(self, room: Room) -> None:
+        self._stale.add(room)
+        self._listing = None
+
+    def render(self) -> bytes:
+        listing = self._listing
+        if listing is None:
+            where = self._where
+            if where is None:
+                where = self._where = {key: i for i, key in enumerate(self._order)}
+            rows = self._rows
+            row = self._row
+            for room in self._stale:
+                rows[where[room.name.lower()]] = row(room.name, room.population())
+            self._stale.clear()
+            listing = self._listing = b"".join(rows) + self._end
+        return listing
 
 
 class Outage:
@@ -246,22 +435,21 @@ class ChatService(Service):
         self.clock = clock
         self.history = history
         self.rooms: dict[str, Room] = {}
-        self.connections: set[Connection] = set()
+        self.connections: set[Mind] = set()
         self.ready: Deferred[Any] = Deferred()
         self.started = False
         self.outage = Outage(getattr(backend, "label", "Storage"))
         self._creating: set[str] = set()
         self._dirty: list[Room] = []
         self._flush_call: IDelayedCall | None = None
-        # The room list, as sent: rooms' keys in order, each room's ROOM
-        # line in the same order, where each key is (rebuilt after a room
-        # is added), the rooms whose line is out of date, and the whole
-        # list, END included, until something changes.
+        #: The rooms' keys, sorted, and the front doors' cached room lists.
         self._order: list[str] = []
-        self._lines: list[bytes] = []
-        self._where: dict[str, int] | None = {}
-        self._stale: set[Room] = set()
-        self._listing: bytes | None = None
+        self._listings: list[RoomListing] = []
+        #: How many rooms there may be (0: no limit), and how many each
+        #: user may create an hour: set by the front door's factory from
+        #: its L{chat.guard.Limits}.
+        self.max_rooms = 0
+        self.room_quota = Quota(clock, 0)
 
     def startService(self) -> None:
         super().startService()
@@ -305,9 +493,8 @@ class ChatService(Service):
             room = self.rooms[key] = Room(name, self.history)
             at = bisect_left(self._order, key)
             self._order.insert(at, key)
-            self._lines.insert(at, b"")
-            self._where = None
-            self._changed(room)
+            for listing in self._listings:
+                listing.added(at, room)
         return room
 
     def room_loaded(
@@ -322,9 +509,7 @@ class ChatService(Service):
     def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
         target = self.room_created(room)
         target.recent.extend(messages)
-        target.broadcast(
-            b"".join([format_line("MSG", room, ts, user, text=text) for ts, user, text in messages])
-        )
+        target.broadcast(lambda encoder: encoder.messages(room, messages))
 
     def user_joined(self, room: str, user: str, timestamp: str) -> None:
         target = self.room_created(room)
@@ -332,14 +517,16 @@ class ChatService(Service):
         if key not in target.present:
             target.present[key] = user
             self._changed(target)
-            target.broadcast(format_line("JOIN", target.name, timestamp, user), skip=key)
+            name = target.name
+            target.broadcast(lambda encoder: encoder.joined(name, timestamp, user), skip=key)
 
     def user_parted(self, room: str, user: str, timestamp: str) -> None:
         target = self.room_created(room)
         key = user.lower()
         if target.present.pop(key, None) is not None:
             self._changed(target)
-            target.broadcast(format_line("PART", target.name, timestamp, user), skip=key)
+            name = target.name
+            target.broadcast(lambda encoder: encoder.parted(name, timestamp, user), skip=key)
 
     # Rooms
 
@@ -362,30 +549,13 @@ class ChatService(Service):
         """
         return [(room.name, room.population()) for _, room in sorted(self.rooms.items())]
 
-    def room_listing(self) -> bytes:
+    def listing(self, row: Callable[[str, int], bytes], end: bytes) -> RoomListing:
         """
-        The room list as the protocol sends it (L{room_list} as C{ROOM}
-        lines, then C{END rooms}), made once and kept until a room is
-        added or a population changes.
-
-        Every login and every C{/rooms} sends it, and a server may have
-        tens of thousands of rooms: sorting and formatting them each time
-        took the reactor hundreds of milliseconds.  Now a change costs one
-        line, and a list asked for after changes costs one join of the
-        kept lines.
+        A room list kept up to date for a front door, which says how a
+        room's row and the list's end look in its format.
         """
-        listing = self._listing
-        if listing is None:
-            where = self._where
-            if where is None:
-                where = self._where = {key: i for i, key in enumerate(self._order)}
-            lines = self._lines
-            for room in self._stale:
-                lines[where[room.name.lower()]] = format_line(
-                    "ROOM", room.name, str(room.population())
-                )
-            self._stale.clear()
-            listing = self._listing = b"".join(lines) + _END_ROOMS
+        listing = RoomListing(self._order, self.rooms, row, end)
+        self._listings.append(listing)
         return listing
 
     def _changed(self, room: Room) -> None:
@@ -393,8 +563,8 @@ class ChatService(Service):
         The room is new or its population may have changed: its line in
         the room list is out of date.
         """
-        self._stale.add(room)
-        self._listing = None
+        for listing in self._listings:
+            listing.changed(room)
 
     def create(self, name: str) -> Deferred[Room]:
         """
@@ -473,7 +643,7 @@ class ChatService(Service):
             self._dirty.append(room)
             if self._flush_call is None:
                 self._flush_call = self.clock.callLater(0, self.flush)
-        room.pending.append((format_timestamp(self.clock.seconds()), user.name, text))
+        room.pending.append(Message(format_timestamp(self.clock.seconds()), user.name, text))
         room.senders.append(user)
 
     def flush(self) -> None:
@@ -519,16 +689,14 @@ class ChatService(Service):
                 "Could not store {count} messages in {room}", failure, count=count, room=room
             )
         for sender in senders:
-            sender.connection.error(
-                ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent"
-            )
+            sender.mind.error(ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent")
 
 
 @implementer(IRealm)
 class ChatRealm:
     """
     Turns an authenticated name into a L{ChatUser} bound to its connection
-    (the mind).
+    (the mind, an L{chat.interfaces.IChatClient}).
     """
 
     def __init__(self, service: ChatService) -> None:

@@ -7,13 +7,18 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from chat.commands import (
+    COMMANDS,
+    TABLE,
     Command,
     CommandError,
+    State,
     Verb,
+    help_lines,
     parse_args,
     parse_bare,
     split_command,
     valid_name,
+    why_not,
 )
 from chat.lines import ErrorCode
 
@@ -100,3 +105,75 @@ class BareTests(SynchronousTestCase):
                 with self.assertRaises(CommandError) as caught:
                     parse_bare(line, False, True)
                 self.assertIs(caught.exception.code, code)
+
+
+class TableTests(SynchronousTestCase):
+    """
+    The command table says what the server said before it existed, word
+    for word: /help, the usage lines and the why-not texts.
+    """
+
+    def test_help_text(self) -> None:
+        self.assertEqual(
+            help_lines(),
+            [
+                "Commands (the verb is case-insensitive):",
+                "/register <name> <password>  create an account and log in",
+                "/login <name> <password>     log in; or type login or register to be asked",
+                "/rooms                       list the rooms and how many are in each",
+                "/create <room>               create a room and join it"
+                " (in the lobby: create <room>)",
+                "/join <room>                 join a room (in the lobby: just the room's name)",
+                "/leave                       leave the room, back to the lobby",
+                "/who                         list the members of your room",
+                "/help                        this list",
+                "/quit                        disconnect (or type exit)",
+                "In a room, any other line is a message; start it with // to send a leading /.",
+                "Names: 1 to 32 of A-Z a-z 0-9 _ -. Passwords: 8 to 128 characters.",
+            ],
+        )
+
+    def test_public_api(self) -> None:
+        self.assertEqual(
+            [(spec.name, spec.usage) for spec in COMMANDS],
+            [
+                ("register", "/register <name> <password>"),
+                ("login", "/login <name> <password>"),
+                ("rooms", "/rooms"),
+                ("create", "/create <room>"),
+                ("join", "/join <room>"),
+                ("leave", "/leave"),
+                ("who", "/who"),
+                ("help", "/help"),
+                ("quit", "/quit"),
+            ],
+        )
+        self.assertEqual(
+            [spec.name for spec in COMMANDS if spec.ok],
+            ["register", "login", "create", "join", "leave"],
+        )
+
+    def test_usage_errors(self) -> None:
+        for verb, rest, usage in [
+            (Verb.LOGIN, "alice", "usage: /login <name> <password>"),
+            (Verb.REGISTER, "", "usage: /register <name> <password>"),
+            (Verb.JOIN, "", "usage: /join <room>"),
+            (Verb.WHO, "x", "usage: /who"),
+        ]:
+            with self.assertRaises(CommandError) as caught:
+                parse_args(verb, rest)
+            error = caught.exception
+            self.assertEqual((error.code, error.detail), (ErrorCode.BAD_SYNTAX, usage))
+
+    def test_why_not(self) -> None:
+        for verb, state, text in [
+            (Verb.ROOMS, State.AUTH, "log in first: login, register, or /help"),
+            (Verb.WHO, State.USERNAME, "log in first: login, register, or /help"),
+            (Verb.LOGIN, State.LOBBY, "you are already logged in"),
+            (Verb.DIALOG, State.IN_ROOM, "you are already logged in"),
+            (Verb.SAY, State.LOBBY, "you are not in a room: /join <room> first"),
+            (Verb.LEAVE, State.LOBBY, "/leave works only in a room"),
+            (Verb.WHO, State.LOBBY, "/who works only in a room"),
+        ]:
+            self.assertEqual(why_not(verb, state), text)
+            self.assertNotIn(state, TABLE[verb].states)

@@ -31,10 +31,10 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 import chat.commands
-import chat.protocol
+import chat.wire.protocol
+from chat.commands import COMMANDS, State
 from chat.guard import has_visible
 from chat.lines import ErrorCode, ServerLine, format_timestamp, parse_timestamp
-from chat.protocol import State
 from tests.e2e import RunningServer
 from tests.helpers import Chat, Client
 
@@ -72,10 +72,9 @@ CLEANABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u
 SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
     "HELLO": ([("chatroom", "1")], True),
     "PROMPT": ([("username",), ("password",)], True),
-    "OK": (
-        [(verb, "name") for verb in ("register", "login", "create", "join", "leave")],
-        None,
-    ),
+    # From the command table: the verbs whose success says OK <verb> <name>
+    # (register, login, create, join, leave).
+    "OK": ([(spec.name, "name") for spec in COMMANDS if spec.ok], None),
     "ERR": ([("code",)], True),
     "ROOM": ([("name", "count")], False),
     "END": ([("rooms",), ("members", "name"), ("history", "name"), ("help",)], False),
@@ -95,7 +94,7 @@ def server_clean_text() -> Callable[[str], str] | None:
     then message text goes out as it came in, and only the shape of the
     lines is checked.
     """
-    for module in (chat.protocol, chat.commands):
+    for module in (chat.wire.protocol, chat.commands):
         found = getattr(module, "clean_text", None)
         if callable(found):
             return found  # type: ignore[no-any-return]
@@ -174,7 +173,7 @@ class Watched:
     sent_iac: bool = False
 
     @property
-    def protocol(self) -> chat.protocol.ChatProtocol:
+    def protocol(self) -> chat.wire.protocol.ChatProtocol:
         return self.client.protocol
 
     def send(self, data: bytes) -> None:
@@ -331,10 +330,10 @@ def check_server(chat_: Chat, watched: list[Watched]) -> None:
         counts = Counter(member.key for member in room.members)
         assert room.counts == counts, (room.name, room.counts, counts)
         for member in room.members:
-            conn = member.connection
+            conn = member.mind
             assert member.room is room
             assert conn in live, f"{member.name} in {room.name} is not connected"
-            assert isinstance(conn, chat.protocol.ChatProtocol)
+            assert isinstance(conn, chat.wire.protocol.ChatProtocol)
             assert conn.state is State.IN_ROOM and conn.user is member
     listed = service.room_list()
     assert [n.lower() for n, _ in listed] == sorted({n.lower() for n, _ in listed})
@@ -373,7 +372,8 @@ NAMES = ["alice", "bob", "ALICE", "carol", "general", "GENERAL", "Lounge", "loun
 NAMES += ["exit", "create", "login", "x" * 32, "x" * 33, "bad!", "caf\u00e9", "a b", "-_-"]
 PASSWORDS = ["password1", "wrong pass", "short", " spaced pass ", "p" * 128, "p" * 129]
 PASSWORDS += ["/slashed-pw", "exit"]
-VERBS = ["register", "login", "rooms", "create", "join", "leave", "who", "help", "quit"]
+#: Every /verb, from the command table.
+VERBS = [spec.name for spec in COMMANDS]
 SPECIAL_BYTES = [
     b"\xff",
     b"\xff\xf4\xff\xfd\x06",  # telnet's Ctrl-C: IAC IP IAC DO TIMING-MARK

@@ -17,6 +17,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 import chat.service as chat_service
+import chat.wire.encoder as wire_encoder
 from chat.guard import Limits, Quota, minutes
 from chat.interfaces import StoreUnavailable
 from chat.lines import format_line, parse_line
@@ -295,6 +296,7 @@ class RoomListTests(SynchronousTestCase):
     def test_the_list_follows_every_change(self) -> None:
         chat = Chat(temp_dir(self), limits=Limits(max_rooms_per_hour=0))
         service = chat.service
+        listing = chat.factory.listing
         alice = chat.user("alice")
         alice.send("/create Zoo", "/create apple", "/create Mid")
         bob = chat.in_room("bob", "zoo")
@@ -305,35 +307,36 @@ class RoomListTests(SynchronousTestCase):
             [line for line in alice.take() if line.startswith(("ROOM", "END rooms"))],
             ["ROOM apple 1", "ROOM general 0", "ROOM Mid 1", "ROOM Zoo 1", "END rooms"],
         )
-        self.assertEqual(service.room_listing(), expected_listing(service))
+        self.assertEqual(listing.render(), expected_listing(service))
         bob.send("/leave")
         bob2.send("/quit")
         service.room_loaded("general", [], ["carol", "dave"])
         service.room_created("Added")
         service.user_joined("Added", "erin", "2026-12-02T00:00:00.000Z")
-        self.assertEqual(service.room_listing(), expected_listing(service))
+        self.assertEqual(listing.render(), expected_listing(service))
         service.user_parted("Added", "erin", "2026-12-02T00:00:00.000Z")
-        self.assertEqual(service.room_listing(), expected_listing(service))
+        self.assertEqual(listing.render(), expected_listing(service))
 
     def test_made_once_until_it_changes(self) -> None:
         chat = Chat(temp_dir(self))
         service = chat.service
+        rooms = chat.factory.listing
         for i in range(500):
             service.room_created(f"room{i:03d}")
         alice = chat.user("alice")
         made = []
-        real = chat_service.format_line
+        real = wire_encoder.format_line
 
         def counting(*args: Any, **kwargs: Any) -> bytes:
             if args[0] == "ROOM":
                 made.append(args)
             return real(*args, **kwargs)
 
-        with mock.patch.object(chat_service, "format_line", counting):
-            listing = service.room_listing()
+        with mock.patch.object(wire_encoder, "format_line", counting):
+            listing = rooms.render()
             alice.send("/rooms", "/rooms")
             self.assertEqual(made, [])
-            self.assertIs(service.room_listing(), listing)
+            self.assertIs(rooms.render(), listing)
             # Someone joins: one line is made again, not 501.
             alice.send("/join room123")
             alice.take()

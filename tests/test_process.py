@@ -154,6 +154,7 @@ def test_wheel_holds_the_plugin(tmp_path: Path) -> None:
     lua = sorted(p.name for p in (ROOT / "chat" / "storage" / "redis" / "lua").glob("*.lua"))
     assert lua
     assert [n for n in lua if f"chat/storage/redis/lua/{n}" not in names] == []
+    assert "chat/wire/protocol.py" in names
     assert not any(
         n.startswith(("tests/", "data/", "twisted/__init__", "twisted/plugins/__init__"))
         for n in names

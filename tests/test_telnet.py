@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chat.telnet import split_commands
+from chat.wire.telnet import split_commands
 
 #: What telnet sends for Ctrl-C: IAC IP, then IAC DO TIMING-MARK.
 CTRL_C = b"\xff\xf4\xff\xfd\x06"

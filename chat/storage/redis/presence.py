@@ -23,7 +23,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chat.lines import format_timestamp
+from chat.message import format_timestamp
 from chat.storage.redis.connection import Event, RedisConnection
 from chat.storage.rooms import IRoomEvents
 

@@ -1,0 +1,67 @@
+"""
+A chat message as a value, and the protocol's timestamps.
+
+A L{Message} is a C{NamedTuple}, so it is still the C{(timestamp, user,
+text)} tuple the storage interfaces (L{chat.interfaces.IChatBackend},
+L{chat.interfaces.IRoomEvents}) speak: backends may hand plain tuples and
+get these, and neither side converts.  The room is not a field for that
+reason; every place a message travels already knows its room.
+"""
+
+# test-case-name: tests.test_lines
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any, NamedTuple
+
+__all__ = ["Message", "format_timestamp", "parse_timestamp"]
+
+
+class Message(NamedTuple):
+    """
+    One message said in a room.
+
+    @ivar timestamp: When the server stamped it (L{format_timestamp}).
+    @ivar sender: Who said it, spelled as registered.
+    @ivar text: What was said, cleaned.
+    """
+
+    timestamp: str
+    sender: str
+    text: str
+
+
+def format_timestamp(seconds: float) -> str:
+    """
+    Render a POSIX time as the protocol's UTC ISO 8601 stamp with
+    milliseconds, e.g. C{2026-11-25T04:50:05.123Z}.
+
+    Written by hand rather than with C{datetime.isoformat}, with the
+    seconds part cached, because every message pays for it.
+    """
+    # Truncated to the millisecond, as clocks are; the extra microsecond
+    # keeps float error from losing one (524.165 * 1000 is 524164.99999999994).
+    millis = int(seconds * 1000 + 0.001)
+    whole, ms = divmod(millis, 1000)
+    cached = _second_cache
+    if cached[0] != whole:
+        cached[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))]
+    return f"{cached[1]}{ms:03d}Z"
+
+
+#: The last second formatted, and its text: messages come many a second.
+_second_cache: list[Any] = [None, ""]
+
+
+def parse_timestamp(stamp: str) -> float:
+    """
+    Invert L{format_timestamp}.
+
+    @raise ValueError: C{stamp} is not in the protocol's format.
+    """
+    if len(stamp) != 24 or stamp[19] != "." or stamp[23] != "Z":
+        raise ValueError(f"bad timestamp: {stamp!r}")
+    whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    return whole + int(stamp[20:23]) / 1000

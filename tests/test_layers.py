@@ -1,0 +1,70 @@
+"""
+The layering docs/architecture.md describes, checked on the imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers import Chat, temp_dir
+
+CHAT = Path(__file__).resolve().parent.parent / "chat"
+
+#: Modules of the domain: no wire format, no sockets.
+DOMAIN = ["service.py", "errors.py", "message.py", "guard.py", "commands.py"]
+#: What formats or parses lines: the front doors' business.
+WIRE = {"chat.lines", "chat.wire", "chat.protocol"}
+
+
+def imported(path: Path) -> set[str]:
+    """
+    Every module C{path} imports, and every C{module.name} it imports from.
+    """
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+class LayerTests(SynchronousTestCase):
+    def test_the_domain_formats_no_lines(self) -> None:
+        for name in DOMAIN:
+            wire = {
+                module
+                for module in imported(CHAT / name)
+                if any(module == w or module.startswith(w + ".") for w in WIRE)
+            }
+            self.assertEqual(wire, set(), name)
+
+    def test_only_the_entry_points_import_the_global_reactor(self) -> None:
+        users = sorted(
+            str(path.relative_to(CHAT))
+            for path in CHAT.rglob("*.py")
+            if "twisted.internet.reactor" in imported(path)
+        )
+        self.assertEqual([u for u in users if u not in ("tap.py", "client.py")], [])
+
+
+class LogNamespaceTests(SynchronousTestCase):
+    """
+    Moving the code did not move what operators filter the log on.
+    """
+
+    def test_connections_log_as_before(self) -> None:
+        chat = Chat(temp_dir(self))
+        self.addCleanup(chat.stop)
+        with capturedLogs() as events:
+            client = chat.connect()
+            client.send("/help")
+        namespaces = {e["log_namespace"] for e in events if "Connection from" in e["log_format"]}
+        self.assertEqual(namespaces, {"chat.protocol.ChatProtocol"})
+        (event,) = [e for e in events if e["log_format"] == "Connection from {peer}"]
+        self.assertIs(event["log_source"], client.protocol)
