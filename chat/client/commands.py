@@ -2,9 +2,10 @@
 What the user can type, in one place: the help text and the words Tab
 completes.
 
-The command names come from the server's own table in L{chat.commands}, so
-that a command the server learns is completed without a change here; the
-client adds only its own words (C{exit}, the lobby's C{create}).
+The commands, their usages and their help lines come from the server's own
+table, L{chat.commands.COMMANDS}, so that a command the server learns is
+listed and completed without a change here; the client adds only its own
+words (C{exit}, the lobby's C{create}) and keys.
 """
 
 # test-case-name: tests.client.test_commands
@@ -13,27 +14,43 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from chat.commands import SLASH_VERBS
+from chat.commands import COMMANDS, State
 
-__all__ = ["HELP", "SLASH_COMMANDS", "complete", "completions"]
+__all__ = ["HELP", "SLASH_COMMANDS", "complete", "completions", "help_text"]
 
-# What the user can type once logged in.  Kept here, not fetched from the
-# server, so that /help works the same before and after the login.
-HELP = """\
-commands (in a room, any other line is a message to the room):
-  /rooms            list the rooms and how many people are in each
-  /create <room>    create a room and join it (in the lobby: create <room>)
-  /join <room>      join a room, leaving the current one (in the lobby: <room>)
-  /leave            leave the room, back to the lobby
-  /who              list the people in this room
-  //text            send a message that starts with "/" (as "/text")
-  /quit or exit     leave and disconnect (Ctrl-D too)
-  /help             this list"""
+#: Where the client's help applies: it is shown once the user is logged in
+#: (before that, the client asks its own questions).
+_LOGGED_IN = frozenset({State.LOBBY, State.IN_ROOM})
 
-#: Every C{/command} the server knows.  The one line to change when
-#: L{chat.commands} grows its public C{COMMANDS} table:
-#: C{tuple(sorted(f"/{command.name}" for command in COMMANDS))}.
-SLASH_COMMANDS = tuple(sorted(f"/{verb}" for verb in SLASH_VERBS))
+#: What the client understands besides the server's commands, in the
+#: help's two columns.
+CLIENT_HELP = (
+    ("//text", 'send a message that starts with "/" (as "/text")'),
+    ("Ctrl-D", "disconnect, as /quit does"),
+)
+
+
+def help_text() -> str:
+    """
+    The client's C{/help}: the server's commands a logged-in user may give,
+    in the table's order and words, then the client's own.  Kept here, not
+    fetched from the server, so that C{/help} works the same before and
+    after the login.
+    """
+    rows = [(spec.usage, spec.help) for spec in COMMANDS if spec.states & _LOGGED_IN]
+    rows.extend(CLIENT_HELP)
+    return "\n".join(
+        [
+            "commands (in a room, any other line is a message to the room):",
+            *(f"  {usage:<17} {text}" for usage, text in rows),
+        ]
+    )
+
+
+HELP = help_text()
+
+#: Every C{/command} the server knows, from its table.
+SLASH_COMMANDS = tuple(sorted(f"/{command.name}" for command in COMMANDS))
 
 #: The answers to "login or register?".
 LOGIN_WORDS = ("login", "register")

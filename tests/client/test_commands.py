@@ -4,8 +4,8 @@ What Tab completes, from the server's command table.
 
 from __future__ import annotations
 
-from chat.client.commands import SLASH_COMMANDS, complete, completions
-from chat.commands import SLASH_VERBS
+from chat.client.commands import HELP, SLASH_COMMANDS, complete, completions
+from chat.commands import COMMANDS, SLASH_VERBS, State
 
 
 def test_completions_come_from_the_servers_command_table() -> None:
@@ -27,3 +27,25 @@ def test_completions_come_from_the_servers_command_table() -> None:
     assert complete("/j", ["/join"]) == "oin "
     assert complete("g", ["games", "general"]) == ""
     assert complete("l", ["lounge", "lounge-2"]) == "ounge"
+
+
+def test_help_comes_from_the_servers_command_table() -> None:
+    lines = HELP.splitlines()
+    logged_in = {State.LOBBY, State.IN_ROOM}
+    table = [spec for spec in COMMANDS if spec.states & logged_in]
+    assert [spec.name for spec in table] == [
+        "rooms",
+        "create",
+        "join",
+        "leave",
+        "who",
+        "help",
+        "quit",
+    ]
+    assert lines[1 : 1 + len(table)] == [f"  {spec.usage:<17} {spec.help}" for spec in table]
+    assert "  /join <room>      join a room (in the lobby: just the room's name)" in lines
+    assert lines[1 + len(table) :] == [
+        '  //text            send a message that starts with "/" (as "/text")',
+        "  Ctrl-D            disconnect, as /quit does",
+    ]
+    assert not any("/login" in line or "/register" in line for line in lines)
