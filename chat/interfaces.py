@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from zope.interface import Attribute, Interface
 
 from chat.errors import ErrorCode
+from chat.message import Message
 from chat.storage.accounts import IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.files.rooms import IChatStore
@@ -94,7 +95,7 @@ class IEventEncoder(Interface):
     it has.
     """
 
-    def messages(room: str, messages: Sequence[tuple[str, str, str]]) -> bytes:
+    def messages(room: str, messages: Sequence[Message]) -> bytes:
         """
         A batch of messages, C{(timestamp, user, text)}, stored in this order.
         """

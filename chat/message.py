@@ -1,11 +1,13 @@
 """
 A chat message as a value, and the protocol's timestamps.
 
-A L{Message} is a C{NamedTuple}, so it is still the C{(timestamp, user,
-text)} tuple the storage interfaces (L{chat.interfaces.IChatBackend},
-L{chat.interfaces.IRoomEvents}) speak: backends may hand plain tuples and
-get these, and neither side converts.  The room is not a field for that
-reason; every place a message travels already knows its room.
+The storage interfaces (L{chat.storage.rooms.IChatBackend},
+L{chat.storage.rooms.IRoomEvents}) speak in L{Message}s: both backends
+build them where they read history back (files, Redis replies and
+events).  It is a C{NamedTuple}, so it is still a C{(timestamp, user,
+text)} tuple: the hot path unpacks and formats it as before, and what is
+on disk and in Redis does not change.  The room is not a field because
+every place a message travels already knows its room.
 """
 
 # test-case-name: tests.test_lines

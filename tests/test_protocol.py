@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from chat.interfaces import IChatBackend, IRoomEvents, StoreUnavailable
 from chat.lines import format_timestamp, parse_line
+from chat.message import Message
 from chat.protocol import State
 from tests.helpers import Chat, Client, HeldRunner, temp_dir
 from tests.test_guard import INVISIBLE
@@ -1008,7 +1009,7 @@ class LateBackend:
     def create_room(self, name: str) -> Deferred[None]:
         return succeed(None)
 
-    def publish(self, room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
+    def publish(self, room: str, messages: Sequence[Message]) -> Deferred[None]:
         assert self.events is not None
         self.events.messages_stored(room, messages)
         return succeed(None)

@@ -33,7 +33,7 @@ class CountingEncoder:
         self.tag = tag
         self.calls: list[tuple[str, ...]] = []
 
-    def messages(self, room: str, messages: Sequence[tuple[str, str, str]]) -> bytes:
+    def messages(self, room: str, messages: Sequence[Message]) -> bytes:
         self.calls.append(("messages", room, *(text for _, _, text in messages)))
         return self.tag + b"".join(text.encode() for _, _, text in messages)
 

@@ -17,6 +17,7 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from chat.message import Message
 from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.files.rooms import (
     FileChatStore,
@@ -204,8 +205,8 @@ def open_files(directory: Path) -> set[str]:
     return found
 
 
-def message(text: str) -> list[tuple[str, str, str]]:
-    return [("2026-11-25T04:50:07.000Z", "a", text)]
+def message(text: str) -> list[Message]:
+    return [Message("2026-11-25T04:50:07.000Z", "a", text)]
 
 
 class OpenFilesTests(SynchronousTestCase):

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-__all__ = ["IChatBackend", "IRoomEvents", "StoredMessage"]
+from chat.message import Message
 
-#: A message as stored: C{(timestamp, user, text)}.
-StoredMessage = tuple[str, str, str]
+__all__ = ["IChatBackend", "IRoomEvents"]
 
 
 class IRoomEvents(Interface):
@@ -36,16 +35,14 @@ class IRoomEvents(Interface):
         A room exists.  Nothing happens if the server knows it already.
         """
 
-    def room_loaded(
-        name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
-    ) -> object:
+    def room_loaded(name: str, recent: Sequence[Message], users: Sequence[str]) -> object:
         """
-        A room as read whole from the store: its last messages as
-        C{(timestamp, user, text)}, oldest first, and who is in it.  This
+        A room as read whole from the store: its last messages, oldest
+        first, and who is in it.  This
         replaces what the server knew, without a line to anyone.
         """
 
-    def messages_stored(room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+    def messages_stored(room: str, messages: Sequence[Message]) -> None:
         """
         These messages are durable, in this order: show them to the room.
         """
@@ -89,7 +86,7 @@ class IChatBackend(Interface):
             durable, or fails with L{NameTaken} or L{StoreUnavailable}.
         """
 
-    def publish(room: str, messages: Sequence[tuple[str, str, str]]) -> Deferred[None]:
+    def publish(room: str, messages: Sequence[Message]) -> Deferred[None]:
         """
         Store messages and have them shown (L{IRoomEvents.messages_stored}).
 

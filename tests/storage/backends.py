@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from chat.message import Message
 from chat.resp import parse_redis_url
 from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
 from chat.storage.redis import RedisAccounts, RedisBackend
@@ -50,20 +51,22 @@ class Recorder:
         self.history = history
         self.events: DeferredQueue[tuple[Any, ...]] = DeferredQueue()
         self.loaded: dict[str, tuple[list[str], list[str]]] = {}
+        #: Every message heard, loaded or stored, as the backend gave it.
+        self.messages: list[Message] = []
         #: Whether loading the rooms is news (it is not at start-up).
         self.started = False
 
     def room_created(self, name: str) -> None:
         self.events.put(("room", name))
 
-    def room_loaded(
-        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
-    ) -> None:
+    def room_loaded(self, name: str, recent: Sequence[Message], users: Sequence[str]) -> None:
+        self.messages.extend(recent)
         self.loaded[name] = ([text for _, _, text in recent], list(users))
         if self.started:
             self.events.put(("loaded", name))
 
-    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+    def messages_stored(self, room: str, messages: Sequence[Message]) -> None:
+        self.messages.extend(messages)
         for _, user, text in messages:
             self.events.put(("msg", room, user, text))
 

@@ -11,13 +11,14 @@ import pytest_twisted
 from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
+from chat.message import Message
 from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.rooms import IChatBackend, IRoomEvents
 from tests.storage.backends import STAMP, Recorder, Stores, within
 
 
-def said(*texts: str, user: str = "alice") -> list[tuple[str, str, str]]:
-    return [(STAMP, user, text) for text in texts]
+def said(*texts: str, user: str = "alice") -> list[Message]:
+    return [Message(STAMP, user, text) for text in texts]
 
 
 @pytest_twisted.ensureDeferred
@@ -67,6 +68,18 @@ async def test_text_is_kept_exactly(stores: Stores) -> None:
     assert await heard.next() == ("msg", "general", "alice", text)
     _, again, _ = await stores.start()
     assert again.loaded["general"][0] == [text]
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_come_back_as_values(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    await within(backend.publish("general", said("one", user="bob")))
+    await heard.next()
+    _, again, _ = await stores.start()
+    for message in [*heard.messages, *again.messages]:
+        assert type(message) is Message
+        assert (message.timestamp, message.sender, message.text) == (STAMP, "bob", "one")
+    assert len(heard.messages) == len(again.messages) == 1
 
 
 @pytest_twisted.ensureDeferred

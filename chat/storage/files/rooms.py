@@ -36,8 +36,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from chat.message import Message
 from chat.storage.common import NameTaken, Runner, StoreUnavailable
-from chat.storage.rooms import IChatBackend, IRoomEvents, StoredMessage
+from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = [
     "FileChatStore",
@@ -62,11 +63,11 @@ class IChatStore(Interface):
     is durable, because the server acknowledges to clients right after.
     """
 
-    def load(history: int) -> dict[str, list[tuple[str, str, str]]]:
+    def load(history: int) -> dict[str, list[Message]]:
         """
         Open the store and read what the server needs in memory: every room,
-        spelled as created, with its last C{history} messages as
-        C{(timestamp, user, text)} tuples, oldest first.  A fresh store is
+        spelled as created, with its last C{history} messages,
+        oldest first.  A fresh store is
         seeded with the room C{general}.
 
         Called once, from C{startService}, before any port listens.
@@ -80,9 +81,9 @@ class IChatStore(Interface):
             or fails with L{NameTaken} or L{StoreUnavailable}.
         """
 
-    def append(room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+    def append(room: str, messages: Sequence[Message]) -> None:
         """
-        Append messages, C{(timestamp, user, text)}, to a room's history,
+        Append messages to a room's history,
         durably enough that a crash of the server process right after this
         returns cannot lose them.
 
@@ -203,7 +204,7 @@ class FileChatStore:
         self._sizes: dict[str, int] = {}
         self._dirty: set[str] = set()
 
-    def load(self, history: int) -> dict[str, list[tuple[str, str, str]]]:
+    def load(self, history: int) -> dict[str, list[Message]]:
         self.rooms_dir.mkdir(parents=True, exist_ok=True)
         names = sorted(
             p.name[: -len(_SUFFIX)]
@@ -213,7 +214,7 @@ class FileChatStore:
         if not names:
             self._create_file("general")
             names = ["general"]
-        rooms: dict[str, list[tuple[str, str, str]]] = {}
+        rooms: dict[str, list[Message]] = {}
         for name in names:
             # Each file is read and closed: the server opens a room's file
             # again when someone speaks there.
@@ -234,14 +235,14 @@ class FileChatStore:
                 os.close(fd)
         return rooms
 
-    def _parse(self, room: str, lines: list[bytes]) -> list[tuple[str, str, str]]:
+    def _parse(self, room: str, lines: list[bytes]) -> list[Message]:
         messages = []
         for raw in lines:
             parts = raw.decode("utf-8", errors="replace").split(" ", 2)
             if len(parts) < 3 or len(parts[0]) != 24:
                 self.log.warn("Room {room}: skipping a damaged history line", room=room)
                 continue
-            messages.append((parts[0], parts[1], parts[2]))
+            messages.append(Message(parts[0], parts[1], parts[2]))
         return messages
 
     def _path(self, name: str) -> Path:
@@ -308,7 +309,7 @@ class FileChatStore:
         d.addCallbacks(created, failed)
         return d
 
-    def append(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+    def append(self, room: str, messages: Sequence[Message]) -> None:
         data = "".join([f"{ts} {user} {text}\n" for ts, user, text in messages]).encode()
         try:
             fd = self._fd(room)
@@ -434,7 +435,7 @@ class LocalBackend:
     def create_room(self, name: str) -> Deferred[None]:
         return self.store.create_room(name)
 
-    def publish(self, room: str, messages: Sequence[StoredMessage]) -> Deferred[None]:
+    def publish(self, room: str, messages: Sequence[Message]) -> Deferred[None]:
         try:
             self.store.append(room, messages)
         except StoreUnavailable:

@@ -19,20 +19,21 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from chat.message import Message
 from chat.resp import RedisAddress, RedisClient
 from chat.storage.redis.connection import Event, RedisConnection, added_or_taken, pairs
 from chat.storage.redis.presence import RedisPresence
-from chat.storage.rooms import IChatBackend, IRoomEvents, StoredMessage
+from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = ["RedisBackend"]
 
 
-def _parse_messages(payload: str) -> list[StoredMessage]:
+def _parse_messages(payload: str) -> list[Message]:
     messages = []
     for line in payload.split("\n"):
         parts = line.split(" ", 2)
         if len(parts) == 3:
-            messages.append((parts[0], parts[1], parts[2]))
+            messages.append(Message(parts[0], parts[1], parts[2]))
     return messages
 
 
@@ -76,7 +77,7 @@ class RedisBackend:
         self._say = connection.script("rooms_say.lua")
         self._add = connection.script("add.lua")
         #: Messages read from the stream and not shown yet, by room.
-        self._said: dict[str, list[StoredMessage]] = {}
+        self._said: dict[str, list[Message]] = {}
         connection.on_event("M", self._messages, batched=True)
         connection.on_event("R", self._created)
         connection.on_flush(self._flush)
@@ -124,7 +125,7 @@ class RedisBackend:
         d = self.connection.call(self._add, "rooms", name.lower(), name, "R", "r", name)
         return d.addCallback(added_or_taken, name)
 
-    def publish(self, room: str, messages: Sequence[StoredMessage]) -> Deferred[None]:
+    def publish(self, room: str, messages: Sequence[Message]) -> Deferred[None]:
         args: list[str | int] = [room, self.history_cap]
         for message in messages:
             args.extend(message)
@@ -183,5 +184,5 @@ class RedisBackend:
             recent = []
             for _, fields in reversed(history):
                 entry = pairs(fields)
-                recent.append((entry.get("t", ""), entry.get("u", ""), entry.get("m", "")))
+                recent.append(Message(entry.get("t", ""), entry.get("u", ""), entry.get("m", "")))
             events.room_loaded(name, recent, sorted(here[name.lower()], key=str.lower))
