@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from chat.commands import COMMANDS, State
 
-__all__ = ["HELP", "SLASH_COMMANDS", "complete", "completions", "help_text"]
+__all__ = ["HELP", "SLASH_COMMANDS", "complete", "completions", "help_text", "slash_commands"]
 
 #: Where the client's help applies: it is shown once the user is logged in
 #: (before that, the client asks its own questions).
@@ -52,6 +52,15 @@ HELP = help_text()
 #: Every C{/command} the server knows, from its table.
 SLASH_COMMANDS = tuple(sorted(f"/{command.name}" for command in COMMANDS))
 
+
+def slash_commands(state: State) -> tuple[str, ...]:
+    """
+    The C{/commands} the table allows in C{state}, sorted: what Tab offers
+    there (no C{/login} once logged in, no C{/who} in the lobby).
+    """
+    return tuple(sorted(f"/{command.name}" for command in COMMANDS if state in command.states))
+
+
 #: The answers to "login or register?".
 LOGIN_WORDS = ("login", "register")
 
@@ -72,7 +81,8 @@ def completions(
     @param asking_mode: The question is "login or register?".
     @param in_lobby: Logged in and in no room, where a bare word is a room
         name or a lobby command; in a room it is a message, and only
-        C{/commands} are completed.
+        C{/commands} are completed.  Only the C{/commands} the server's
+        table allows there are offered.
     @param rooms: The room names the client knows of (the last room list,
         and the rooms joined since).
     """
@@ -83,7 +93,7 @@ def completions(
         choices: Iterable[str] = LOGIN_WORDS if not earlier else ()
     elif not earlier:
         if word.startswith("/"):
-            choices = SLASH_COMMANDS
+            choices = slash_commands(State.LOBBY if in_lobby else State.IN_ROOM)
         elif in_lobby:
             choices = (*LOBBY_WORDS, *rooms)
         else:

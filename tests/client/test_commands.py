@@ -10,7 +10,19 @@ from chat.commands import COMMANDS, SLASH_VERBS, State
 
 def test_completions_come_from_the_servers_command_table() -> None:
     assert set(SLASH_COMMANDS) == {f"/{verb}" for verb in SLASH_VERBS}
-    assert completions("/", asking_mode=False, in_lobby=False) == list(SLASH_COMMANDS)
+    # Only what the table allows where the user is: no /login nor /register
+    # once logged in, no /leave nor /who in the lobby.
+    in_room = completions("/", asking_mode=False, in_lobby=False)
+    assert in_room == [c for c in SLASH_COMMANDS if c not in ("/login", "/register")]
+    assert in_room == ["/create", "/help", "/join", "/leave", "/quit", "/rooms", "/who"]
+    assert completions("/", asking_mode=False, in_lobby=True) == [
+        "/create",
+        "/help",
+        "/join",
+        "/quit",
+        "/rooms",
+    ]
+    assert completions("/l", asking_mode=False, in_lobby=False) == ["/leave"]
     assert completions("/JO", asking_mode=False, in_lobby=True) == []
     assert completions("l", asking_mode=True, in_lobby=True) == ["login"]
     assert completions("alice l", asking_mode=True, in_lobby=True) == []
