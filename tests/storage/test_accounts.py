@@ -17,7 +17,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
-from chat.storage.accounts import IAccountStore
+from chat.storage.accounts import AccountStore, IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
 from tests.helpers import HeldRunner
 from tests.storage.backends import Stores, within
@@ -33,6 +33,8 @@ async def test_provides(stores: Stores) -> None:
     _, _, accounts = await stores.start(accounts=True)
     assert verifyObject(IAccountStore, accounts)
     assert verifyObject(ICredentialsChecker, accounts)
+    # Name checks, reservations and the password check are one code.
+    assert isinstance(accounts, AccountStore)
 
 
 @pytest_twisted.ensureDeferred

@@ -15,30 +15,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from chat.commands import valid_name
-from chat.storage.accounts import IAccountStore
-from chat.storage.common import NameTaken, Runner, StoreUnavailable
-from chat.storage.passwords import (
-    SCHEME,
-    check_password,
-    decode_credentials,
-    hash_password,
-    run_inline,
-    valid_hash,
-)
+from chat.storage.accounts import AccountStore
+from chat.storage.common import Runner, StoreUnavailable
+from chat.storage.passwords import SCHEME, hash_password, run_inline, valid_hash
 
 __all__ = ["BcryptFileChecker"]
 
 
-@implementer(ICredentialsChecker, IAccountStore)
-class BcryptFileChecker:
+class BcryptFileChecker(AccountStore):
     """
     Checks C{IUsernamePassword} credentials against a bcrypt user file, and
     adds accounts to it.
@@ -50,15 +38,15 @@ class BcryptFileChecker:
     @ivar run: Where bcrypt runs; the server points it at its own pool.
     """
 
-    credentialInterfaces = (IUsernamePassword,)
     log = Logger()
+    run: Runner
 
     def __init__(self, path: Path | str, rounds: int = 12, run: Runner = run_inline) -> None:
+        super().__init__()
         self.path = Path(path)
         self.rounds = rounds
         self.run = run
         self._users: dict[str, bytes] = {}
-        self._pending: set[str] = set()
         self._write_lock = threading.Lock()
         self._load()
 
@@ -123,33 +111,13 @@ class BcryptFileChecker:
             stored = SCHEME + "$" + stored
         return name or key, stored
 
-    def user_exists(self, name: str) -> bool:
-        key = name.lower()
-        return key in self._users or key in self._pending
+    def _has(self, key: str) -> bool:
+        return key in self._users
 
-    # Twisted types avatar IDs as bytes; chatroom's are the str names.
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
-        try:
-            name, password = decode_credentials(credentials)
-        except UnicodeDecodeError:
-            return fail(UnauthorizedLogin())
-        entry = self._recall(name.lower())
-        known, stored = entry if entry is not None else ("", None)
+    def _stored(self, key: str) -> Deferred[tuple[str, str] | None]:
+        return succeed(self._recall(key))
 
-        def checked(ok: bool) -> str:
-            if ok and entry is not None:
-                return known
-            raise UnauthorizedLogin()
-
-        d: Deferred[bool] = self.run(check_password, password, stored, self.rounds)
-        return d.addCallback(checked)
-
-    def add_user(self, name: str, password: str) -> Deferred[None]:
-        key = name.lower()
-        if self.user_exists(name):
-            return fail(NameTaken(name))
-        self._pending.add(key)
-
+    def _store(self, key: str, name: str, password: str) -> Deferred[None]:
         def write() -> str:
             stored = hash_password(password, self.rounds)
             line = f"{name}:{stored}\n".encode()
@@ -172,12 +140,9 @@ class BcryptFileChecker:
             return stored
 
         def added(stored: str) -> None:
-            self._pending.discard(key)
             self._remember(name, stored)
-            self.log.info("Registered account {name}", name=name)
 
         def failed(f: Any) -> Any:
-            self._pending.discard(key)
             self.log.failure("Could not store the account {name}", f, name=name)
             raise StoreUnavailable(str(f.value))
 
