@@ -10,12 +10,23 @@ from pathlib import Path
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
+from chat.outage import Outage
 from tests.helpers import Chat, temp_dir
 
 CHAT = Path(__file__).resolve().parent.parent / "chat"
 
 #: Modules of the domain: no wire format, no sockets.
-DOMAIN = ["service.py", "errors.py", "message.py", "guard.py", "commands.py"]
+DOMAIN = [
+    "avatar.py",
+    "rooms.py",
+    "service.py",
+    "outage.py",
+    "logs.py",
+    "errors.py",
+    "message.py",
+    "guard.py",
+    "commands.py",
+]
 #: What formats or parses lines: the front doors' business.
 WIRE = {"chat.lines", "chat.wire", "chat.protocol"}
 
@@ -68,3 +79,12 @@ class LogNamespaceTests(SynchronousTestCase):
         self.assertEqual(namespaces, {"chat.protocol.ChatProtocol"})
         (event,) = [e for e in events if e["log_format"] == "Connection from {peer}"]
         self.assertIs(event["log_source"], client.protocol)
+
+    def test_outages_log_as_before(self) -> None:
+        outage = Outage("Redis")
+        with capturedLogs() as events:
+            outage.refuse("messages", 1, "gone", action="store messages", who="senders")
+            outage.over()
+        self.assertEqual(
+            [e["log_namespace"] for e in events], ["chat.service.Outage", "chat.service.Outage"]
+        )

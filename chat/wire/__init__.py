@@ -1,5 +1,5 @@
 """
-The front doors: how clients reach the domain (L{chat.service}).
+The front doors: how clients reach the domain (L{chat.avatar}, L{chat.service}).
 
 A front door parses what a client sends into a command, calls the
 avatar's action, and writes what the domain tells it back in its own

@@ -22,11 +22,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chat.avatar import ChatRealm, ChatUser
 from chat.commands import MAX_PASSWORD, MIN_PASSWORD, CommandError, valid_name
 from chat.errors import ErrorCode
 from chat.guard import minutes
 from chat.interfaces import IChatUser, NameTaken, StoreUnavailable
-from chat.service import ChatRealm, ChatUser
 
 if TYPE_CHECKING:
     from chat.wire.protocol import ChatFactory

@@ -4,7 +4,7 @@ lines out.
 
 It parses each line into a command (L{chat.commands}), checks it against
 the command table's states, and calls the avatar's action
-(L{chat.service.ChatUser}); what the domain tells it comes back as events,
+(L{chat.avatar.ChatUser}); what the domain tells it comes back as events,
 which L{chat.wire.encoder} turns into lines.  The state is derived, never
 kept: logged in or not, in a room or not (the avatar's room), where the
 guided login dialog is, and one flag, L{ChatProtocol.closing}.
@@ -24,13 +24,13 @@ from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chat import PROTOCOL_VERSION
+from chat.avatar import ChatRealm, ChatUser
 from chat.commands import (
     MAX_LINE_BYTES,
     TABLE,
@@ -55,25 +55,15 @@ from chat.guard import (
 )
 from chat.interfaces import IAccountStore, IChatClient
 from chat.lines import ErrorCode, format_line
+from chat.logs import KeptLogger
 from chat.quiet import SilentTally
-from chat.service import ChatRealm, ChatService, ChatUser, Room
+from chat.rooms import Room
+from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
 from chat.wire.login import OWN_LOGOUT, LoginFlow
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
-
-
-class _Log(Logger):
-    """
-    A class's logger whose namespace stays what it was before the class
-    moved: operators filter and grep the log on it.
-    """
-
-    def __get__(self, instance: object, owner: type | None = None) -> Logger:
-        return Logger(
-            self.namespace, owner if instance is None else instance, observer=self.observer
-        )
 
 
 @implementer(IChatClient)
@@ -90,7 +80,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
     # One byte more than the contract's limit, for the CR before the LF.
     MAX_LENGTH = MAX_LINE_BYTES + 1
     # Its module's name before chat/wire/ existed.
-    log = _Log(namespace="chat.protocol.ChatProtocol")
+    log = KeptLogger(namespace="chat.protocol.ChatProtocol")
 
     #: How the domain's events become bytes: the same for every connection.
     encoder: ClassVar[LineEncoder] = LINES
