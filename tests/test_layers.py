@@ -7,10 +7,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from chat.outage import Outage
+from chat.wire.quiet import SilentTally
 from tests.helpers import Chat, temp_dir
 
 CHAT = Path(__file__).resolve().parent.parent / "chat"
@@ -87,4 +89,15 @@ class LogNamespaceTests(SynchronousTestCase):
             outage.over()
         self.assertEqual(
             [e["log_namespace"] for e in events], ["chat.service.Outage", "chat.service.Outage"]
+        )
+
+    def test_silent_connections_log_as_before(self) -> None:
+        tally = SilentTally(Clock(), interval=10)
+        with capturedLogs() as events:
+            tally.closed("127.0.0.1:40000")
+            tally.clock.advance(10)
+            tally.closed("127.0.0.1:40001")
+        self.assertEqual(
+            [e["log_namespace"] for e in events],
+            ["chat.quiet.SilentTally", "chat.quiet.SilentTally"],
         )

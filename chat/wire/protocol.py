@@ -56,12 +56,12 @@ from chat.guard import (
 from chat.interfaces import IAccountStore, IChatClient
 from chat.lines import ErrorCode, format_line
 from chat.logs import KeptLogger
-from chat.quiet import SilentTally
 from chat.rooms import Room
 from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
 from chat.wire.login import OWN_LOGOUT, LoginFlow
+from chat.wire.quiet import SilentTally
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
 
@@ -122,7 +122,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         self.address: str | None = None
         #: Until the client's first byte: such a connection (a load
         #: balancer's health check, a port scan) is only counted
-        #: (L{chat.quiet.SilentTally}), not logged.
+        #: (L{chat.wire.quiet.SilentTally}), not logged.
         self._silent = True
         #: The start of a telnet command cut off at the end of a read.
         self._telnet = b""
