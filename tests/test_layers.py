@@ -101,3 +101,42 @@ class LogNamespaceTests(SynchronousTestCase):
             [e["log_namespace"] for e in events],
             ["chat.quiet.SilentTally", "chat.quiet.SilentTally"],
         )
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(CHAT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+class CycleTests(SynchronousTestCase):
+    def test_no_import_cycles_in_the_server(self) -> None:
+        """
+        No two modules of the server import each other, even only for
+        types: each layer, and each module in it, reads from the ones below.
+        (The client, chat/client/, is its own program, not checked here.)
+        """
+        modules = {
+            name: path
+            for path in CHAT.rglob("*.py")
+            if not (name := module_name(path)).startswith("chat.client")
+        }
+        graph = {
+            name: {m for m in imported(path) if m in modules and m != name}
+            for name, path in modules.items()
+        }
+        cycles = []
+        done: set[str] = set()
+
+        def visit(name: str, path: list[str]) -> None:
+            if name in path:
+                cycles.append([*path[path.index(name) :], name])
+                return
+            if name in done:
+                return
+            for after in sorted(graph[name]):
+                visit(after, [*path, name])
+            done.add(name)
+
+        for name in sorted(graph):
+            visit(name, [])
+        self.assertEqual(cycles, [])

@@ -18,7 +18,7 @@ error instead of costing the client its connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
@@ -60,7 +60,7 @@ from chat.rooms import Room
 from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
-from chat.wire.login import OWN_LOGOUT, LoginFlow
+from chat.wire.login import OWN_LOGOUT, LoginFactory, LoginFlow
 from chat.wire.quiet import SilentTally
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
@@ -632,3 +632,8 @@ class ChatFactory(Factory):
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)
+
+
+if TYPE_CHECKING:
+    # The factory is what the login flow takes it for (checked by mypy).
+    _as_login_factory: type[LoginFactory] = ChatFactory
