@@ -25,7 +25,6 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -61,6 +60,7 @@ from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
 from chat.wire.login import OWN_LOGOUT, LoginFactory, LoginFlow
+from chat.wire.peer import describe, known_at_connect
 from chat.wire.quiet import SilentTally
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
@@ -158,7 +158,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         every byte per connection counts at ten thousand connections.
         """
         transport = self.transport
-        return _describe(transport.getPeer()) if transport is not None else "?"
+        return describe(transport.getPeer()) if transport is not None else "?"
 
     # Connection life
 
@@ -178,9 +178,8 @@ class ChatProtocol(LineReceiver, LoginFlow):
             str(PROTOCOL_VERSION),
             text="Welcome to chatroom. Type login or register, or /help.",
         )
-        # Behind a load balancer (--port haproxy:...), who the client is
-        # comes in the PROXY header, before its first line.
-        if not isinstance(transport, HAProxyProtocolWrapper):
+        # Behind a load balancer, with the first bytes (see _spoke).
+        if known_at_connect(transport):
             self._arrived()
         limits = factory.limits
         if limits.login_timeout and not self.closing:
@@ -189,7 +188,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
     def _arrived(self) -> None:
         """
         Count the client against its address's limit, once its address is
-        known.
+        known (L{chat.wire.peer.known_at_connect}).
         """
         factory = self.factory
         limits = factory.limits
@@ -356,7 +355,8 @@ class ChatProtocol(LineReceiver, LoginFlow):
         """
         self._silent = False
         self.log.info("Connection from {peer}", peer=self.peer)
-        if isinstance(self.transport, HAProxyProtocolWrapper):
+        if not known_at_connect(self.transport):
+            # It came in the PROXY header, ahead of these bytes.
             self._arrived()
 
     def _untelnet(self, data: bytes) -> bytes:
@@ -574,14 +574,6 @@ def _typed_password(raw: str, rest: str) -> str:
     name = rest.partition(" ")[0]
     password = raw.split(" ", 2)[2:]
     return f"{name} {password[0]}" if password and password[0] else rest
-
-
-def _describe(address: IAddress) -> str:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None:
-        return f"{host}:{port}"
-    return str(getattr(address, "name", None) or address)
 
 
 class ChatFactory(Factory):
