@@ -5,7 +5,7 @@ For each verb, L{TABLE} holds its grammar, the states it is allowed in,
 its help line and what a client is told when it is not allowed.  The
 server's C{/help}, its state checks, the argument parser and the fuzz
 test's shapes all read it, so adding a command is one entry here and one
-action on the avatar (L{chat.service.ChatUser}).  Parsing does no I/O and
+action on the avatar (L{chat.avatar.ChatUser}).  Parsing does no I/O and
 keeps no state: this module only says what a line I{is}.
 """
 

@@ -29,11 +29,12 @@ from twisted.python.threadpool import ThreadPool
 from twisted.python.usage import CoerceParameter
 
 from chat import PROTOCOL_VERSION, __version__
+from chat.avatar import ChatRealm
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
-from chat.service import ChatRealm, ChatService
+from chat.service import ChatService
 from chat.storage.accounts import IAccountStore
 from chat.storage.files import BcryptFileChecker, FileChatStore
 from chat.storage.redis import RedisAccounts, RedisBackend

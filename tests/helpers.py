@@ -19,9 +19,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
+from chat.avatar import ChatRealm
 from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
-from chat.service import ChatRealm, ChatService
+from chat.service import ChatService
 from chat.storage.files.accounts import BcryptFileChecker
 from chat.storage.files.rooms import FileChatStore
 

@@ -14,10 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from chat.avatar import ChatUser
 from chat.errors import ChatError, ErrorCode
 from chat.interfaces import IChatClient, IChatUser, IEventEncoder
 from chat.message import Message
-from chat.service import ChatService, ChatUser
+from chat.service import ChatService
 from chat.storage.files.rooms import FileChatStore
 from chat.wire.encoder import LINES
 from chat.wire.protocol import ChatProtocol

@@ -14,24 +14,43 @@ not a byte more for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chat.avatar import ChatRealm, ChatUser
 from chat.commands import MAX_PASSWORD, MIN_PASSWORD, CommandError, valid_name
 from chat.errors import ErrorCode
-from chat.guard import minutes
-from chat.interfaces import IChatUser, NameTaken, StoreUnavailable
-from chat.service import ChatRealm, ChatUser
+from chat.guard import Limits, LoginThrottle, Quota, minutes
+from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
+from chat.service import ChatService
 
-if TYPE_CHECKING:
-    from chat.wire.protocol import ChatFactory
+__all__ = ["OWN_LOGOUT", "LoginFactory", "LoginFlow"]
 
-__all__ = ["OWN_LOGOUT", "LoginFlow"]
+
+class LoginFactory(Protocol):
+    """
+    What logging in needs of the factory that made the connection
+    (L{chat.wire.protocol.ChatFactory}): what all its connections share.
+    """
+
+    service: ChatService
+    portal: Portal
+    realm: ChatRealm
+    accounts: IAccountStore | None
+    clock: IReactorTime
+    limits: Limits
+    throttle: LoginThrottle
+    #: Registrations that cost a bcrypt, per address key.
+    registrations: Quota
+    #: How many bcrypt jobs are queued or running.
+    pending_logins: int
 
 
 def OWN_LOGOUT() -> None:
@@ -49,7 +68,7 @@ class LoginFlow:
     if TYPE_CHECKING:
         # What the connection provides.
         log: Logger
-        factory: ChatFactory
+        factory: LoginFactory
         closing: bool
         user: ChatUser | None
         address: str | None

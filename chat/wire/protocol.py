@@ -4,7 +4,7 @@ lines out.
 
 It parses each line into a command (L{chat.commands}), checks it against
 the command table's states, and calls the avatar's action
-(L{chat.service.ChatUser}); what the domain tells it comes back as events,
+(L{chat.avatar.ChatUser}); what the domain tells it comes back as events,
 which L{chat.wire.encoder} turns into lines.  The state is derived, never
 kept: logged in or not, in a room or not (the avatar's room), where the
 guided login dialog is, and one flag, L{ChatProtocol.closing}.
@@ -18,19 +18,18 @@ error instead of costing the client its connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chat import PROTOCOL_VERSION
+from chat.avatar import ChatRealm, ChatUser
 from chat.commands import (
     MAX_LINE_BYTES,
     TABLE,
@@ -55,25 +54,16 @@ from chat.guard import (
 )
 from chat.interfaces import IAccountStore, IChatClient
 from chat.lines import ErrorCode, format_line
-from chat.quiet import SilentTally
-from chat.service import ChatRealm, ChatService, ChatUser, Room
+from chat.logs import KeptLogger
+from chat.rooms import Room
+from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
-from chat.wire.login import OWN_LOGOUT, LoginFlow
+from chat.wire.login import OWN_LOGOUT, LoginFactory, LoginFlow
+from chat.wire.peer import describe, known_at_connect
+from chat.wire.quiet import SilentTally
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
-
-
-class _Log(Logger):
-    """
-    A class's logger whose namespace stays what it was before the class
-    moved: operators filter and grep the log on it.
-    """
-
-    def __get__(self, instance: object, owner: type | None = None) -> Logger:
-        return Logger(
-            self.namespace, owner if instance is None else instance, observer=self.observer
-        )
 
 
 @implementer(IChatClient)
@@ -90,7 +80,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
     # One byte more than the contract's limit, for the CR before the LF.
     MAX_LENGTH = MAX_LINE_BYTES + 1
     # Its module's name before chat/wire/ existed.
-    log = _Log(namespace="chat.protocol.ChatProtocol")
+    log = KeptLogger(namespace="chat.protocol.ChatProtocol")
 
     #: How the domain's events become bytes: the same for every connection.
     encoder: ClassVar[LineEncoder] = LINES
@@ -132,7 +122,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         self.address: str | None = None
         #: Until the client's first byte: such a connection (a load
         #: balancer's health check, a port scan) is only counted
-        #: (L{chat.quiet.SilentTally}), not logged.
+        #: (L{chat.wire.quiet.SilentTally}), not logged.
         self._silent = True
         #: The start of a telnet command cut off at the end of a read.
         self._telnet = b""
@@ -168,7 +158,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         every byte per connection counts at ten thousand connections.
         """
         transport = self.transport
-        return _describe(transport.getPeer()) if transport is not None else "?"
+        return describe(transport.getPeer()) if transport is not None else "?"
 
     # Connection life
 
@@ -188,9 +178,8 @@ class ChatProtocol(LineReceiver, LoginFlow):
             str(PROTOCOL_VERSION),
             text="Welcome to chatroom. Type login or register, or /help.",
         )
-        # Behind a load balancer (--port haproxy:...), who the client is
-        # comes in the PROXY header, before its first line.
-        if not isinstance(transport, HAProxyProtocolWrapper):
+        # Behind a load balancer, with the first bytes (see _spoke).
+        if known_at_connect(transport):
             self._arrived()
         limits = factory.limits
         if limits.login_timeout and not self.closing:
@@ -199,7 +188,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
     def _arrived(self) -> None:
         """
         Count the client against its address's limit, once its address is
-        known.
+        known (L{chat.wire.peer.known_at_connect}).
         """
         factory = self.factory
         limits = factory.limits
@@ -366,7 +355,8 @@ class ChatProtocol(LineReceiver, LoginFlow):
         """
         self._silent = False
         self.log.info("Connection from {peer}", peer=self.peer)
-        if isinstance(self.transport, HAProxyProtocolWrapper):
+        if not known_at_connect(self.transport):
+            # It came in the PROXY header, ahead of these bytes.
             self._arrived()
 
     def _untelnet(self, data: bytes) -> bytes:
@@ -586,14 +576,6 @@ def _typed_password(raw: str, rest: str) -> str:
     return f"{name} {password[0]}" if password and password[0] else rest
 
 
-def _describe(address: IAddress) -> str:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None:
-        return f"{host}:{port}"
-    return str(getattr(address, "name", None) or address)
-
-
 class ChatFactory(Factory):
     """
     Builds L{ChatProtocol}s and hands them what they share.
@@ -642,3 +624,8 @@ class ChatFactory(Factory):
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)
+
+
+if TYPE_CHECKING:
+    # The factory is what the login flow takes it for (checked by mypy).
+    _as_login_factory: type[LoginFactory] = ChatFactory

@@ -9,7 +9,8 @@ check every 5 s would otherwise be 17,000 lines a day, per process.
 from __future__ import annotations
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+
+from chat.logs import KeptLogger
 
 __all__ = ["SilentTally"]
 
@@ -23,7 +24,8 @@ class SilentTally:
     interval over.
     """
 
-    log = Logger()
+    # Its module's name before chat/wire/ existed.
+    log = KeptLogger(namespace="chat.quiet.SilentTally")
 
     def __init__(self, clock: IReactorTime, interval: float = 3600.0) -> None:
         self.clock = clock

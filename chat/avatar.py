@@ -1,0 +1,165 @@
+"""
+The avatar: what a logged-in connection can do, and the realm that hands
+it out.
+
+A L{ChatUser} is the avatar of one logged-in connection (one account may
+have several) and carries every action a client can take: a front door
+parses its input into a command and calls the avatar.  What happens is
+told back as events, to the avatar's mind (the connection) for what
+concerns it alone, and to a whole room through L{chat.rooms.Room.broadcast}.
+"""
+
+# test-case-name: tests.test_service
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chat.errors import ChatError, ErrorCode
+from chat.guard import has_visible, minutes
+from chat.interfaces import IChatUser, NameTaken
+from chat.rooms import Mind, Room
+from chat.service import ChatService
+
+__all__ = ["ChatRealm", "ChatUser"]
+
+
+@implementer(IChatUser)
+class ChatUser:
+    """
+    A logged-in connection, as the realm hands it out: the actions a
+    client can take.  Each one either does what was asked or raises
+    L{ChatError} with what the client is to be told.
+    """
+
+    __slots__ = ("key", "mind", "name", "room", "service")
+
+    def __init__(self, name: str, service: ChatService, mind: Mind) -> None:
+        self.name = name
+        key = name.lower()
+        # Share the name's string when it is already lower case.
+        self.key = name if key == name else key
+        self.service = service
+        self.mind = mind
+        self.room: Room | None = None
+
+    def create(self, name: str) -> Deferred[Room]:
+        """
+        Create a room and enter it.
+
+        @return: A Deferred firing with the room, entered unless the
+            connection is closing by then, or failing with L{ChatError}.
+        @raise ChatError: At once, when the room exists or a limit is
+            reached.
+        """
+        service = self.service
+        if service.room_exists(name):
+            raise ChatError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
+        limit = service.max_rooms
+        if limit and service.room_count() >= limit:
+            raise ChatError(
+                ErrorCode.RATE_LIMITED,
+                f"this server has {limit} rooms, its limit; join one of them (/rooms lists them)",
+            )
+        key = self.key
+        quota = service.room_quota
+        wait = quota.wait(key)
+        if wait:
+            raise ChatError(
+                ErrorCode.RATE_LIMITED,
+                f"you may create {quota.limit} rooms an hour; try again in {minutes(wait)}",
+            )
+        # Counted now, so that rooms still being created count too.
+        quota.spend(key)
+
+        def created(room: Room) -> Room:
+            if not self.mind.closing:
+                service.join(self, room)
+            return room
+
+        def failed(failure: Failure) -> Room:
+            quota.refund(key)
+            if failure.check(NameTaken):
+                raise ChatError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
+            raise ChatError(ErrorCode.UNAVAILABLE, "cannot create rooms right now; try again")
+
+        return service.create(name).addCallbacks(created, failed)
+
+    def join(self, name: str) -> Room:
+        """
+        Enter a room, leaving the one the user was in.
+        """
+        room = self.service.find(name)
+        if room is None:
+            raise ChatError(
+                ErrorCode.NO_SUCH_ROOM, f"no room named {name}; /create {name} makes one"
+            )
+        self.service.join(self, room)
+        return room
+
+    def leave(self) -> Room:
+        """
+        Go back to the lobby.
+
+        @return: The room left.
+        """
+        room = self.service.leave(self)
+        if room is None:
+            raise ChatError(ErrorCode.BAD_STATE, "you are not in a room")
+        return room
+
+    def say(self, text: str) -> None:
+        """
+        Post C{text} (cleaned by the front door) to the room, unless
+        nothing of it would show.
+        """
+        if has_visible(text):
+            self.service.say(self, text)
+
+    def who(self) -> list[str]:
+        """
+        The names of the users in the room, in the order they came.
+        """
+        room = self.room
+        if room is None:
+            raise ChatError(ErrorCode.BAD_STATE, "you are not in a room")
+        return room.users()
+
+    def rooms(self) -> list[tuple[str, int]]:
+        """
+        Every room and how many are in it, sorted by name.  (The line
+        front door sends its cached L{RoomListing} instead.)
+        """
+        return self.service.room_list()
+
+    def logout(self) -> None:
+        """
+        Leave the current room, telling its members; the realm's logout.
+        """
+        if self.room is not None:
+            self.service.leave(self)
+
+
+@implementer(IRealm)
+class ChatRealm:
+    """
+    Turns an authenticated name into a L{ChatUser} bound to its connection
+    (the mind, an L{chat.interfaces.IChatClient}).
+    """
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+
+    def requestAvatar(  # type: ignore[override]
+        self, avatarId: bytes | str, mind: Any, *interfaces: Any
+    ) -> tuple[Any, ChatUser, Any]:
+        if IChatUser not in interfaces:
+            raise NotImplementedError("chatroom only hands out IChatUser avatars")
+        name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        user = ChatUser(name, self.service, mind)
+        return IChatUser, user, user.logout
