@@ -35,7 +35,7 @@ class Encoder(Protocol):
     of its kind, so a room's event is encoded once per kind, not per member.
     """
 
-    def messages(self, room: str, messages: Sequence[tuple[str, str, str]]) -> bytes: ...
+    def messages(self, room: str, messages: Sequence[Message]) -> bytes: ...
 
     def joined(self, room: str, timestamp: str, user: str) -> bytes: ...
 
@@ -95,14 +95,12 @@ class Room:
 
     __slots__ = ("counts", "members", "name", "pending", "present", "recent", "senders")
 
-    def __init__(
-        self, name: str, history: int, recent: Iterable[tuple[str, str, str]] = ()
-    ) -> None:
+    def __init__(self, name: str, history: int, recent: Iterable[Message] = ()) -> None:
         self.name = name
         self.members: dict[Member, None] = {}
         self.counts: dict[str, int] = {}
         self.present: dict[str, str] = {}
-        self.recent: deque[tuple[str, str, str]] = deque(recent, maxlen=history)
+        self.recent: deque[Message] = deque(recent, maxlen=history)
         self.pending: list[Message] = []
         self.senders: list[Member] = []
 

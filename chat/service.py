@@ -133,16 +133,14 @@ class ChatService(Service):
                 listing.added(at, room)
         return room
 
-    def room_loaded(
-        self, name: str, recent: Sequence[tuple[str, str, str]], users: Sequence[str]
-    ) -> None:
+    def room_loaded(self, name: str, recent: Sequence[Message], users: Sequence[str]) -> None:
         room = self.room_created(name)
         room.recent.clear()
         room.recent.extend(recent)
         room.present = {user.lower(): user for user in users}
         self._changed(room)
 
-    def messages_stored(self, room: str, messages: Sequence[tuple[str, str, str]]) -> None:
+    def messages_stored(self, room: str, messages: Sequence[Message]) -> None:
         target = self.room_created(room)
         target.recent.extend(messages)
         target.broadcast(lambda encoder: encoder.messages(room, messages))

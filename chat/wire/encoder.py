@@ -18,6 +18,7 @@ from chat.commands import help_lines
 from chat.errors import ErrorCode
 from chat.interfaces import IEventEncoder
 from chat.lines import format_line
+from chat.message import Message
 
 __all__ = ["LINES", "LineEncoder"]
 
@@ -30,7 +31,7 @@ class LineEncoder:
     Events to lines.
     """
 
-    def messages(self, room: str, messages: Sequence[tuple[str, str, str]]) -> bytes:
+    def messages(self, room: str, messages: Sequence[Message]) -> bytes:
         return b"".join(
             [format_line("MSG", room, ts, user, text=text) for ts, user, text in messages]
         )
@@ -47,7 +48,7 @@ class LineEncoder:
         """
         return format_line("ROOM", name, str(population))
 
-    def entered(self, room: str, recent: Iterable[tuple[str, str, str]]) -> bytes:
+    def entered(self, room: str, recent: Iterable[Message]) -> bytes:
         """
         The answer to a join: the room's recent history between C{OK join}
         and C{END history}.
