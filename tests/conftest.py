@@ -26,6 +26,27 @@ from tests.redis_server import RedisProcess, require_redis
 ROOT = Path(__file__).resolve().parent.parent
 #: twistd from this Python, found without relying on a console script.
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def chatroom_args(data: Path, *options: str) -> list[str]:
+    """
+    What follows L{TWISTD} to run chatroom in the foreground, logging to
+    standard output, on a free port of loopback, with its files in C{data}.
+    """
+    return [
+        "-n",
+        "--pidfile=",
+        "-l",
+        "-",
+        "chatroom",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--data",
+        str(data),
+        *options,
+    ]
+
+
 _LISTENING = re.compile(r"ChatFactory starting on (\d+)")
 
 
@@ -54,21 +75,7 @@ class ServerProcess:
         since = len(self.output)
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [
-                *TWISTD,
-                "-n",
-                "--pidfile=",
-                "-l",
-                "-",
-                "chatroom",
-                "--port",
-                "tcp:0:interface=127.0.0.1",
-                "--data",
-                str(self.data),
-                "--bcrypt-rounds",
-                "4",
-                *self.options,
-            ],
+            [*TWISTD, *chatroom_args(self.data, "--bcrypt-rounds", "4", *self.options)],
             cwd=self.data.parent,
             env=env,
             stdin=subprocess.DEVNULL,

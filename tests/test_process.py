@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from chat.lines import parse_line
-from tests.conftest import ROOT, TWISTD, ServerProcess, SocketClient
+from tests.conftest import ROOT, TWISTD, ServerProcess, SocketClient, chatroom_args
 
 
 def test_sigterm_says_bye_and_exits_zero(chat_server: ServerProcess) -> None:
@@ -284,18 +284,7 @@ def test_a_second_server_on_the_same_data_is_refused(chat_server: ServerProcess)
     first = SocketClient(chat_server)
     first.send("/register erin password1")
     assert first.line() == "OK register erin"
-    second = _twistd(
-        chat_server.data.parent,
-        "-n",
-        "--pidfile=",
-        "-l",
-        "-",
-        "chatroom",
-        "--port",
-        "tcp:0:interface=127.0.0.1",
-        "--data",
-        str(chat_server.data),
-    )
+    second = _twistd(chat_server.data.parent, *chatroom_args(chat_server.data))
     assert second.returncode == 1
     assert (second.stdout, second.stderr) == (
         "",

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from chat.interfaces import IChatBackend, IRoomEvents, StoreUnavailable
+from chat.interfaces import IRoomEvents, StoreUnavailable
 from chat.lines import format_timestamp, parse_line
-from chat.message import Message
 from chat.protocol import State
+from chat.storage.files.rooms import FileChatStore, LocalBackend
 from tests.helpers import Chat, Client, HeldRunner, temp_dir
 from tests.test_guard import INVISIBLE
 from tests.test_store import fsyncs
@@ -986,16 +987,15 @@ class FlowControlTests(_ChatTestCase):
             self.assertTrue(c.closed, f"client {i}")
 
 
-@implementer(IChatBackend)
-class LateBackend:
+class LateBackend(LocalBackend):
     """
-    Rooms that are loaded when the test says so, as from a Redis that
-    answers late.
+    The file store's backend, with rooms that are loaded when the test
+    says so, as from a Redis that answers late.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, data: Path) -> None:
+        super().__init__(FileChatStore(data, run=maybeDeferred), Clock(), sync_interval=0)
         self.loaded: Deferred[None] = Deferred()
-        self.events: IRoomEvents | None = None
 
     def start(self, events: IRoomEvents) -> Deferred[None]:
         self.events = events
@@ -1003,27 +1003,7 @@ class LateBackend:
 
     def load(self) -> None:
         assert self.events is not None
-        self.events.room_loaded("general", [], ())
-        self.loaded.callback(None)
-
-    def create_room(self, name: str) -> Deferred[None]:
-        return succeed(None)
-
-    def publish(self, room: str, messages: Sequence[Message]) -> Deferred[None]:
-        assert self.events is not None
-        self.events.messages_stored(room, messages)
-        return succeed(None)
-
-    def entered(self, room: str, user: str, timestamp: str) -> None:
-        assert self.events is not None
-        self.events.user_joined(room, user, timestamp)
-
-    def left(self, room: str, user: str, timestamp: str) -> None:
-        assert self.events is not None
-        self.events.user_parted(room, user, timestamp)
-
-    def stop(self) -> None:
-        pass
+        super().start(self.events).chainDeferred(self.loaded)
 
 
 STARTING = "ERR unavailable :starting up; try again shortly"
@@ -1036,7 +1016,7 @@ class StartingUpTests(_ChatTestCase):
     """
 
     def test_every_line_is_answered_until_the_server_is_ready(self) -> None:
-        backend = LateBackend()
+        backend = LateBackend(temp_dir(self))
         chat = self.make_chat(backend=backend)
         self.assertFalse(chat.service.ready.called)
         client = chat.connect()
@@ -1049,7 +1029,7 @@ class StartingUpTests(_ChatTestCase):
         self.assertEqual(client.take(), ["OK register alice", "ROOM general 0", "END rooms"])
 
     def test_quit_and_exit_still_leave(self) -> None:
-        chat = self.make_chat(backend=LateBackend())
+        chat = self.make_chat(backend=LateBackend(temp_dir(self)))
         for line in ("/quit", "exit", "/QUIT"):
             client = chat.connect()
             client.take()

@@ -29,7 +29,7 @@ from twisted.python import usage
 
 from chat.client import Options
 from tests.certs import CertificateFiles, write_certificates
-from tests.conftest import ROOT, TWISTD
+from tests.conftest import ROOT, TWISTD, chatroom_args
 
 TIMEOUT = 10
 # One line per --port, in --port order; Twisted marks the TLS ones.
@@ -89,18 +89,12 @@ def _start(data: Path, *tls_certs: CertificateFiles) -> tuple[subprocess.Popen[s
     process = subprocess.Popen(
         [
             *TWISTD,
-            "-n",
-            "--pidfile=",
-            "-l",
-            "-",
-            "chatroom",
-            "--port",
-            "tcp:0:interface=127.0.0.1",
-            *(arg for files in tls_certs for arg in ("--port", _ssl_port(files))),
-            "--data",
-            str(data),
-            "--bcrypt-rounds",
-            "4",
+            *chatroom_args(
+                data,
+                *(arg for files in tls_certs for arg in ("--port", _ssl_port(files))),
+                "--bcrypt-rounds",
+                "4",
+            ),
         ],
         cwd=data.parent,
         env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
