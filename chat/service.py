@@ -25,17 +25,10 @@ from zope.interface import implementer
 
 from chat.errors import ErrorCode
 from chat.guard import Quota
-from chat.interfaces import (
-    IChatBackend,
-    IChatStore,
-    IRoomEvents,
-    NameTaken,
-    StoreUnavailable,
-)
+from chat.interfaces import IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
 from chat.message import Message, format_timestamp
 from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
-from chat.storage.files.rooms import LocalBackend
 
 __all__ = ["ChatService"]
 
@@ -55,19 +48,21 @@ class ChatService(Service):
 
     def __init__(
         self,
-        backend: IChatBackend | IChatStore,
+        backend: IChatBackend,
         clock: IReactorTime,
         history: int = 50,
-        sync_interval: float = 5.0,
+        max_rooms: int = 0,
+        rooms_per_hour: int = 0,
     ) -> None:
         """
-        @param backend: Where the rooms live; a bare L{IChatStore} is served
-            by a L{LocalBackend}, which fsyncs it every C{sync_interval}
-            seconds.
+        @param backend: Where the rooms live: on files, a
+            L{chat.storage.files.rooms.LocalBackend}; on Redis, a
+            L{chat.storage.redis.rooms.RedisBackend}.
+        @param max_rooms: How many rooms there may be (0: no limit).
+        @param rooms_per_hour: How many rooms each user may create an hour
+            (0: no limit).
         """
-        if IChatStore.providedBy(backend):
-            backend = LocalBackend(backend, clock, sync_interval)
-        self.backend: IChatBackend = backend
+        self.backend = backend
         self.clock = clock
         self.history = history
         self.rooms: dict[str, Room] = {}
@@ -81,11 +76,10 @@ class ChatService(Service):
         #: The rooms' keys, sorted, and the front doors' cached room lists.
         self._order: list[str] = []
         self._listings: list[RoomListing] = []
-        #: How many rooms there may be (0: no limit), and how many each
-        #: user may create an hour: set by the front door's factory from
-        #: its L{chat.guard.Limits}.
-        self.max_rooms = 0
-        self.room_quota = Quota(clock, 0)
+        #: How many rooms there may be (0: no limit), and the rooms each
+        #: user (by lower-case name) created in the last hour.
+        self.max_rooms = max_rooms
+        self.room_quota = Quota(clock, rooms_per_hour)
 
     def startService(self) -> None:
         super().startService()

@@ -36,7 +36,7 @@ from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
 from chat.service import ChatService
 from chat.storage.accounts import IAccountStore
-from chat.storage.files import BcryptFileChecker, FileChatStore
+from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
 from chat.storage.redis import RedisAccounts, RedisBackend
 
 __all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
@@ -433,10 +433,28 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         if not checkers:
             checkers = [RedisAccounts(backend)]
     else:
-        backend = FileChatStore(data, run=run_io)
+        backend = LocalBackend(FileChatStore(data, run=run_io), reactor)
         if not checkers:
             checkers = [BcryptFileChecker(data / "users.txt")]
-    chat = ChatService(backend, reactor, history=options["history"])
+    limits = Limits(
+        flood_rate=options["flood-rate"],
+        flood_burst=options["flood-burst"],
+        max_sendq=options["max-sendq"],
+        login_timeout=options["login-timeout"],
+        max_connections_per_ip=options["max-connections-per-ip"],
+        max_pending_logins=options["max-pending-logins"],
+        exempt=options["exempt-networks"],
+        max_rooms=options["max-rooms"],
+        max_rooms_per_hour=options["max-rooms-per-hour"],
+        max_registrations_per_ip=options["max-registrations-per-ip"],
+    )
+    chat = ChatService(
+        backend,
+        reactor,
+        history=options["history"],
+        max_rooms=limits.max_rooms,
+        rooms_per_hour=limits.max_rooms_per_hour,
+    )
     chat.setServiceParent(top)
 
     for checker in checkers:
@@ -447,25 +465,7 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
 
     realm = ChatRealm(chat)
     portal = Portal(realm, checkers)
-    factory = ChatFactory(
-        chat,
-        portal,
-        realm,
-        accounts,
-        reactor,
-        limits=Limits(
-            flood_rate=options["flood-rate"],
-            flood_burst=options["flood-burst"],
-            max_sendq=options["max-sendq"],
-            login_timeout=options["login-timeout"],
-            max_connections_per_ip=options["max-connections-per-ip"],
-            max_pending_logins=options["max-pending-logins"],
-            exempt=options["exempt-networks"],
-            max_rooms=options["max-rooms"],
-            max_rooms_per_hour=options["max-rooms-per-hour"],
-            max_registrations_per_ip=options["max-registrations-per-ip"],
-        ),
-    )
+    factory = ChatFactory(chat, portal, realm, accounts, reactor, limits=limits)
     for description in options["ports"]:
         # Ports bind (and take connections) at once, before twistd drops
         # privileges; until the rooms are loaded clients are answered

@@ -24,7 +24,7 @@ from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
 from chat.service import ChatService
 from chat.storage.files.accounts import BcryptFileChecker
-from chat.storage.files.rooms import FileChatStore
+from chat.storage.files.rooms import FileChatStore, LocalBackend
 
 
 def temp_dir(case: SynchronousTestCase) -> Path:
@@ -138,7 +138,14 @@ class Chat:
         self.data = data
         self.clock = Clock()
         self.store = FileChatStore(data, run=run_inline)
-        self.service = ChatService(backend or self.store, self.clock, history=history)
+        limits = limits or Limits()
+        self.service = ChatService(
+            backend or LocalBackend(self.store, self.clock),
+            self.clock,
+            history=history,
+            max_rooms=limits.max_rooms,
+            rooms_per_hour=limits.max_rooms_per_hour,
+        )
         self.service.startService()
         if checker is None:
             checker = BcryptFileChecker(data / "users.txt", rounds=4, run=run)

@@ -195,7 +195,7 @@ class OptionTests(SynchronousTestCase):
             "--max-registrations-per-ip",
             "3",
         )
-        self.assertEqual(factory.room_quota.limit, 0)
+        self.assertEqual(factory.service.room_quota.limit, 0)
         self.assertEqual(factory.registrations.limit, 3)
         self.assertEqual(factory.limits.max_rooms, 5)
         self.assertRaises(UsageError, Options().parseOptions, ["--max-rooms", "-1"])

@@ -19,7 +19,7 @@ from chat.errors import ChatError, ErrorCode
 from chat.interfaces import IChatClient, IChatUser, IEventEncoder
 from chat.message import Message
 from chat.service import ChatService
-from chat.storage.files.rooms import FileChatStore
+from chat.storage.files.rooms import FileChatStore, LocalBackend
 from chat.wire.encoder import LINES
 from chat.wire.protocol import ChatProtocol
 from tests.helpers import Chat, run_inline, temp_dir
@@ -74,7 +74,7 @@ class ServiceTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         store = FileChatStore(temp_dir(self), run=run_inline)
-        self.service = ChatService(store, self.clock)
+        self.service = ChatService(LocalBackend(store, self.clock), self.clock)
         self.service.startService()
         self.addCleanup(self.service.stopService)
 

@@ -584,7 +584,6 @@ class ChatFactory(Factory):
         credentials checker cannot add any (registration closed).
     @ivar limits: The bounds each connection lives within.
     @ivar pending_logins: How many bcrypt jobs are queued or running.
-    @ivar room_quota: Rooms created per account (lower-case name).
     @ivar registrations: Registrations that cost a bcrypt, per address key.
     @ivar silent: Counts the connections that closed without a word.
     """
@@ -609,18 +608,10 @@ class ChatFactory(Factory):
         self.addresses = AddressPolicy(limits.exempt)
         self.throttle = LoginThrottle(clock)
         self.pending_logins = 0
-        # The room limits are the domain's to enforce (the avatar's
-        # create); they come with the rest of the limits, here.
-        service.max_rooms = limits.max_rooms
-        service.room_quota = Quota(clock, limits.max_rooms_per_hour)
         #: The room list as lines, kept up to date by the service.
         self.listing = service.listing(LINES.room_row, END_ROOMS)
         self.registrations = Quota(clock, limits.max_registrations_per_ip)
         self.silent = SilentTally(clock)
-
-    @property
-    def room_quota(self) -> Quota:
-        return self.service.room_quota
 
     def buildProtocol(self, addr: IAddress | None) -> ChatProtocol:
         return ChatProtocol(self)
