@@ -131,8 +131,6 @@ class CommandSpec:
         return " ".join([f"/{self.name}", *(f"<{arg}>" for arg in self.args)])
 
 
-_ONLY_IN_A_ROOM = "{} works only in a room"
-
 #: Every verb, in the order C{/help} lists them.
 TABLE: dict[Verb, CommandSpec] = {
     spec.verb: spec

@@ -258,6 +258,13 @@ class ChatProtocol(LineReceiver, LoginFlow):
             # Leave the room first, so that no line can follow BYE.
             self._log_out()
         self.send("BYE", text=reason)
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """
+        Close the connection once what was written has gone out; nothing
+        more is read or written.
+        """
         self.closing = True
         transport = self.transport
         assert transport is not None
@@ -382,11 +389,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         body must never run as chat lines (as Redis does, nothing is sent).
         """
         self.log.warn("Closing {peer}: it sent an HTTP request", peer=self.peer)
-        self.closing = True
-        transport = self.transport
-        assert transport is not None
-        transport.unregisterProducer()  # type: ignore[attr-defined]
-        transport.loseConnection()
+        self._hang_up()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
@@ -447,7 +450,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         # Passwords alone are taken exactly as typed.
         raw, line = line, clean_text(line)
         if state is State.PASSWORD:
-            if line.strip(" \t").lower() in ("/quit", "exit"):
+            if _leaves(line):
                 return self.do_quit()
             return self.dialog_password(raw)
         if line.startswith("/"):
@@ -478,7 +481,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
         a client is greeted but can do nothing except leave: it is told
         so, rather than left waiting in silence.
         """
-        if line.strip(" \t").lower() in ("/quit", "exit"):
+        if _leaves(line):
             self.do_quit()
         else:
             self.error(ErrorCode.UNAVAILABLE, "starting up; try again shortly")
@@ -563,6 +566,15 @@ ChatProtocol.handlers = {
     Verb.HELP: ChatProtocol.do_help,
     Verb.QUIT: ChatProtocol.do_quit,
 }
+
+
+def _leaves(line: str) -> bool:
+    """
+    Whether a line is C{/quit} or C{exit}: what a client may still say
+    where every other line is taken as something else (a password) or
+    refused (while the server starts).
+    """
+    return line.strip(" \t").lower() in ("/quit", "exit")
 
 
 def _typed_password(raw: str, rest: str) -> str:
