@@ -17,9 +17,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from math import ceil
+from typing import TypeVar
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from zope.interface import implementer
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+V = TypeVar("V")
 
 DEFAULT_EXEMPT = "127.0.0.0/8,::1/128"
 
@@ -322,17 +324,7 @@ class LoginThrottle:
         self._records.pop(key, None)
 
     def _prune(self, now: float) -> None:
-        """
-        Keep memory bounded against someone spraying names: drop forgotten
-        records, and if that is not enough, the oldest.
-        """
-        if len(self._records) < self.max_records:
-            return
-        records = self._records
-        for key in [k for k, r in records.items() if now - r.last > self.forget_after]:
-            del records[key]
-        while len(records) >= self.max_records:
-            del records[next(iter(records))]
+        _bound(self._records, self.max_records, lambda r: now - r.last > self.forget_after)
 
 
 class Quota:
@@ -396,13 +388,21 @@ class Quota:
                 del self._uses[key]
 
     def _prune(self, now: float) -> None:
-        uses = self._uses
-        if len(uses) < self.max_keys:
-            return
-        for key in [k for k, times in uses.items() if times[-1] + self.period <= now]:
-            del uses[key]
-        while len(uses) >= self.max_keys:
-            del uses[next(iter(uses))]
+        _bound(self._uses, self.max_keys, lambda times: times[-1] + self.period <= now)
+
+
+def _bound(entries: dict[str, V], limit: int, forgotten: Callable[[V], bool]) -> None:
+    """
+    Make room for one more entry, keeping memory bounded against someone
+    spraying keys: once there are C{limit} entries, drop the forgotten
+    ones, and if that is not enough, the oldest (the dict's first).
+    """
+    if len(entries) < limit:
+        return
+    for key in [k for k, v in entries.items() if forgotten(v)]:
+        del entries[key]
+    while len(entries) >= limit:
+        del entries[next(iter(entries))]
 
 
 def minutes(seconds: float) -> str:
