@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from chat.lines import ServerLine, parse_timestamp
 
-__all__ = ["Renderer", "Style", "clean", "use_colour"]
+__all__ = ["CONTROLS", "Renderer", "Style", "clean", "use_colour"]
 
 
 def use_colour(stdout_fd: int, environ: Mapping[str, str]) -> bool:
@@ -65,7 +65,8 @@ class Style:
         return self.NAME_COLOURS[index]
 
 
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: Every C0 and C1 control but TAB.
+CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def clean(text: str) -> str:
@@ -82,7 +83,7 @@ def clean(text: str) -> str:
             return "^" + chr(code ^ 0x40)
         return "\ufffd"
 
-    return _CONTROL.sub(replace, text)
+    return CONTROLS.sub(replace, text)
 
 
 class Renderer:

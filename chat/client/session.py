@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from chat.client.commands import HELP, completions
-from chat.client.render import Renderer, Style, clean
+from chat.client.render import CONTROLS, Renderer, Style, clean
 from chat.client.tls import tls_failure
 from chat.guard import TokenBucket
 from chat.lines import ServerLine, parse_line
@@ -38,7 +38,6 @@ HELLO_TIMEOUT = 10.0
 # What the terminal's key handling drops (L{chat.client.console.Screen}): escape
 # sequences as a whole, then every other control but TAB.
 _TYPED_ESCAPE = re.compile(r"\x1b(?:[\[O][\x20-\x3f]*[\x40-\x7e]?|.?)", re.DOTALL)
-_TYPED_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def _typed(line: str) -> str:
@@ -47,7 +46,7 @@ def _typed(line: str) -> str:
     that C{\\a/who} is the command C{/who} (and C{\\a/quit} a quit) for the
     client as it is for the server, rather than a message.
     """
-    return _TYPED_CONTROL.sub("", _TYPED_ESCAPE.sub("", line))
+    return CONTROLS.sub("", _TYPED_ESCAPE.sub("", line))
 
 
 class Phase(enum.Enum):
