@@ -18,12 +18,12 @@ import calendar
 import time
 from typing import Any, NamedTuple
 
-__all__ = ["Message", "format_timestamp", "parse_timestamp"]
+__all__ = ["Message", "format_timestamp", "next_timestamp", "parse_timestamp", "stamp_after"]
 
 
 class Message(NamedTuple):
     """
-    One message said in a room.
+    One message said in a room or a private conversation.
 
     @ivar timestamp: When the server stamped it (L{format_timestamp}).
     @ivar sender: Who said it, spelled as registered.
@@ -67,3 +67,29 @@ def parse_timestamp(stamp: str) -> float:
         raise ValueError(f"bad timestamp: {stamp!r}")
     whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
     return whole + int(stamp[20:23]) / 1000
+
+
+def next_timestamp(stamp: str) -> str:
+    """
+    The stamp one millisecond after C{stamp}: what a message gets when
+    another in its room or conversation already has its stamp or a later
+    one, so that a room's name and a stamp name one message.
+
+    Cheap in the common case (only the milliseconds change), because a
+    busy room takes this path for nearly every message.
+    """
+    ms = int(stamp[20:23])
+    if ms < 999:
+        return f"{stamp[:20]}{ms + 1:03d}Z"
+    whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + 1
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(whole))
+
+
+def stamp_after(stamp: str, last: str | None) -> str:
+    """
+    C{stamp}, or one millisecond after C{last} when C{stamp} is not later:
+    stamps in the protocol's format compare as strings.
+    """
+    if last is None or stamp > last:
+        return stamp
+    return next_timestamp(last)
