@@ -49,6 +49,13 @@ class IAccountStore(Interface):
         Whether an account of that name exists, in any case.
         """
 
+    def spelling(name: str) -> str | None:
+        """
+        The account's name as registered, whatever the case of C{name};
+        L{None} when there is no such account (yet: one being registered
+        has none).
+        """
+
 
 @implementer(ICredentialsChecker, IAccountStore)
 class AccountStore:
@@ -80,6 +87,13 @@ class AccountStore:
         """
         raise NotImplementedError
 
+    def _spelled(self, key: str) -> str | None:
+        """
+        The name as registered of the account whose lower-case name is
+        C{key}, from memory.
+        """
+        raise NotImplementedError
+
     def _stored(self, key: str) -> Deferred[tuple[str, str] | None]:
         """
         The name as registered and the stored hash of the account whose
@@ -100,6 +114,9 @@ class AccountStore:
     def user_exists(self, name: str) -> bool:
         key = name.lower()
         return self._has(key) or key in self._pending
+
+    def spelling(self, name: str) -> str | None:
+        return self._spelled(name.lower())
 
     # Twisted types avatar IDs as bytes; chatroom's are the str names.
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]

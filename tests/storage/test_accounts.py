@@ -47,6 +47,19 @@ async def test_register_then_login_in_any_case(stores: Stores) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_names_are_spelled_as_registered_after_a_restart(stores: Stores) -> None:
+    _, _, accounts = await stores.start(accounts=True)
+    assert accounts.spelling("alice") is None
+    await within(accounts.add_user("AlIce", "password1"))
+    assert accounts.spelling("ALICE") == "AlIce"
+    await within(accounts.add_user("bob", "password1"))
+    _, _, again = await stores.start(accounts=True)
+    assert again.spelling("alice") == "AlIce"
+    assert again.spelling("BOB") == "bob"
+    assert again.spelling("carol") is None
+
+
+@pytest_twisted.ensureDeferred
 async def test_wrong_password_and_unknown_name_are_refused(stores: Stores) -> None:
     _, _, accounts = await stores.start(accounts=True)
     await within(accounts.add_user("Alice", "password1"))

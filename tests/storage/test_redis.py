@@ -65,6 +65,7 @@ async def test_an_account_added_elsewhere_is_known_at_once(redis_stores: RedisSt
     await within(there_backend.publish("general", [(STAMP, "bob", "hi")]))
     assert await there_heard.next() == ("msg", "general", "bob", "hi")
     assert there.user_exists("alice")
+    assert there.spelling("ALICE") == "Alice"
 
 
 @pytest_twisted.ensureDeferred

@@ -114,6 +114,12 @@ class BcryptFileChecker(AccountStore):
     def _has(self, key: str) -> bool:
         return key in self._users
 
+    def _spelled(self, key: str) -> str | None:
+        record = self._users.get(key)
+        if record is None:
+            return None
+        return record[: record.index(b":")].decode() or key
+
     def _stored(self, key: str) -> Deferred[tuple[str, str] | None]:
         return succeed(self._recall(key))
 

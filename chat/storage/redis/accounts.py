@@ -24,7 +24,8 @@ class RedisAccounts(AccountStore):
     Accounts in Redis, checked and added with bcrypt in the server's pool,
     as L{chat.storage.files.accounts.BcryptFileChecker} does with a file.
 
-    @ivar known: The lower-case names of every account, kept up to date
+    @ivar known: Every account's name as registered, by its lower-case
+        name, kept up to date
         from the event stream, so that C{user_exists} (asked while a user
         types) needs no round trip; adding is decided by Redis.
     """
@@ -47,19 +48,23 @@ class RedisAccounts(AccountStore):
         self.connection = connection
         self.rounds = rounds
         self.run = run
-        self.known: set[str] = set()
+        self.known: dict[str, str] = {}
         self._add = connection.script("add.lua")
         connection.on_event("U", self._added)
         connection.on_snapshot("accounts_snapshot.lua", list, self._loaded)
 
     def _added(self, entry: Event) -> None:
-        self.known.add(entry["u"].lower())
+        name = entry["u"]
+        self.known[name.lower()] = name
 
     def _loaded(self, names: list[str]) -> None:
-        self.known.update(names)
+        self.known.update((name.lower(), name) for name in names)
 
     def _has(self, key: str) -> bool:
         return key in self.known
+
+    def _spelled(self, key: str) -> str | None:
+        return self.known.get(key)
 
     def _stored(self, key: str) -> Deferred[tuple[str, str] | None]:
         def parse(record: str | None) -> tuple[str, str] | None:
@@ -79,6 +84,6 @@ class RedisAccounts(AccountStore):
             return added.addCallback(added_or_taken, name)
 
         def known(_: None) -> None:
-            self.known.add(key)
+            self.known[key] = name
 
         return d.addCallback(store).addCallback(known)

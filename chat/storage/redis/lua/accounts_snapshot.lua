@@ -1,2 +1,6 @@
--- The lower-case names of every account.
-return redis.call('HKEYS', prefix .. 'users')
+-- Every account's name as registered (the part of its value before ":").
+local names = {}
+for i, value in ipairs(redis.call('HVALS', prefix .. 'users')) do
+  names[i] = string.sub(value, 1, string.find(value, ':', 1, true) - 1)
+end
+return names
