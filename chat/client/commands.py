@@ -5,7 +5,8 @@ completes.
 The commands, their usages and their help lines come from the server's own
 table, L{chat.commands.COMMANDS}, so that a command the server learns is
 listed and completed without a change here; the client adds only its own
-words (C{exit}, the lobby's C{create}) and keys.
+words (C{exit}, the lobby's C{create}), commands (C{/dm}, C{/room}, and
+C{/history} alone, which pages back) and keys.
 """
 
 # test-case-name: tests.client.test_commands
@@ -16,7 +17,15 @@ from collections.abc import Iterable, Sequence
 
 from chat.commands import COMMANDS, State
 
-__all__ = ["HELP", "SLASH_COMMANDS", "complete", "completions", "help_text", "slash_commands"]
+__all__ = [
+    "CLIENT_COMMANDS",
+    "HELP",
+    "SLASH_COMMANDS",
+    "complete",
+    "completions",
+    "help_text",
+    "slash_commands",
+]
 
 #: Where the client's help applies: it is shown once the user is logged in
 #: (before that, the client asks its own questions).
@@ -25,6 +34,9 @@ _LOGGED_IN = frozenset({State.LOBBY, State.IN_ROOM})
 #: What the client understands besides the server's commands, in the
 #: help's two columns.
 CLIENT_HELP = (
+    ("/dm <user>", "talk with <user>: the lines you type go to them, until /room"),
+    ("/room", "after /dm: lines go to your room again (or the lobby)"),
+    ("/history", "alone: page back through the room or conversation you are in"),
     ("//text", 'send a message that starts with "/" (as "/text")'),
     ("Ctrl-D", "disconnect, as /quit does"),
 )
@@ -49,6 +61,10 @@ def help_text() -> str:
 
 HELP = help_text()
 
+#: The C{/commands} the client answers itself (C{/history} alone), offered by
+#: Tab wherever the user is logged in.
+CLIENT_COMMANDS = ("/dm", "/history", "/room")
+
 #: Every C{/command} the server knows, from its table.
 SLASH_COMMANDS = tuple(sorted(f"/{command.name}" for command in COMMANDS))
 
@@ -70,9 +86,36 @@ LOBBY_WORDS = ("create", "exit")
 #: Commands whose argument is an existing room.
 ROOM_ARGUMENT = ("/join",)
 
+#: Commands whose argument is a user.
+USER_ARGUMENT = ("/msg", "/dm", "/ignore", "/unignore")
+
+#: The command whose argument is a room, or C{@} and a user.
+HISTORY = "/history"
+
+
+def _users_for(word: str, users: Iterable[str], prefix: str = "") -> list[str]:
+    """
+    The user names (each after C{prefix}) that C{word} starts, in any case:
+    the server takes a user's name in any case, so Tab finishes what was
+    typed as it was typed (C{bo} and Tab is C{bob} for C{Bob}).
+    """
+    folded = word.lower()
+    choices = []
+    for user in users:
+        name = prefix + user
+        if name.lower().startswith(folded):
+            choices.append(word + name[len(word) :])
+    return choices
+
 
 def completions(
-    before: str, *, asking_mode: bool, in_lobby: bool, rooms: Iterable[str] = ()
+    before: str,
+    *,
+    asking_mode: bool,
+    in_lobby: bool,
+    rooms: Iterable[str] = (),
+    users: Iterable[str] = (),
+    talking: bool = False,
 ) -> list[str]:
     """
     The words that could finish the word being typed, C{before} being the
@@ -85,6 +128,10 @@ def completions(
         table allows there are offered.
     @param rooms: The room names the client knows of (the last room list,
         and the rooms joined since).
+    @param users: The user names the client has seen, completed after
+        C{/msg}, C{/dm}, C{/ignore}, C{/unignore} and C{/history @}.
+    @param talking: A conversation is open (C{/dm}): a bare word is a
+        private message, so only C{/commands} are completed there.
     """
     words = before.split(" ")
     word = words[-1]
@@ -93,13 +140,18 @@ def completions(
         choices: Iterable[str] = LOGIN_WORDS if not earlier else ()
     elif not earlier:
         if word.startswith("/"):
-            choices = slash_commands(State.LOBBY if in_lobby else State.IN_ROOM)
-        elif in_lobby:
+            state = State.LOBBY if in_lobby else State.IN_ROOM
+            choices = (*slash_commands(state), *CLIENT_COMMANDS)
+        elif in_lobby and not talking:
             choices = (*LOBBY_WORDS, *rooms)
         else:
             choices = ()
     elif len(earlier) == 1 and earlier[0].lower() in ROOM_ARGUMENT:
         choices = rooms
+    elif len(earlier) == 1 and earlier[0].lower() in USER_ARGUMENT:
+        choices = _users_for(word, users)
+    elif len(earlier) == 1 and earlier[0].lower() == HISTORY:
+        choices = _users_for(word, users, "@") if word.startswith("@") else rooms
     else:
         choices = ()
     return sorted({choice for choice in choices if choice.startswith(word)})

@@ -93,8 +93,10 @@ class Renderer:
     Messages look like C{[14:02:11] alice: hello} in local time; everything
     else the server says starts with C{*} (information) or C{!} (an error),
     so that nobody mistakes a system line for something a user typed.
-    Multi-line replies (room list, members, history) are collected until
-    their C{END} line and shown as one block.
+    Multi-line replies (room list, members, history, conversations,
+    ignores) are collected until their C{END} line and shown as one block.
+    A private message reads C{[14:02:11] alice \u2192 you: hi} (your own,
+    C{you \u2192 bob}), so that it is never mistaken for one said in the room.
 
     @ivar me: The logged-in user, whose own messages are shown in bold.
     @ivar room: The room we are in; a message for another room (which the
@@ -109,6 +111,18 @@ class Renderer:
         self._rooms: list[tuple[str, str]] = []
         self._members: list[str] = []
         self._history: list[ServerLine] = []
+        self._conversations: list[tuple[str, str]] = []
+        self._ignored: list[str] = []
+        # The history targets (lower case, C{@user} for a conversation) whose
+        # next END history ends an opening (joining, /dm) rather than a page.
+        self._openings: set[str] = set()
+        # OK login seen, its room list not finished: the missed private
+        # messages come right after that list's END.
+        self._logging_in = False
+        # Right after the login's room list: whether the next DM or INFO
+        # line may be a missed one, and whether the heading is out.
+        self._may_be_missed = False
+        self._missed_shown = False
         self._handlers: dict[str, Callable[[ServerLine], list[str]]] = {
             "HELLO": self._hello,
             "PROMPT": self._prompt,
@@ -123,6 +137,9 @@ class Renderer:
             "PART": self._part,
             "INFO": self._info,
             "BYE": self._bye,
+            "DM": self._dm,
+            "CONVERSATION": self._conversation,
+            "IGNORED": self._ignored_line,
         }
 
     def render(self, line: ServerLine) -> list[str]:
@@ -130,14 +147,50 @@ class Renderer:
         @return: The display lines for C{line}, without line ends; often
             none, while a block is being collected.
         """
+        heading = self._missed_heading(line)
         handler = self._handlers.get(line.tag)
         if handler is None:
-            return [self.unknown(_unparse(line))]
+            return [*heading, self.unknown(_unparse(line))]
         try:
-            return handler(line)
+            return [*heading, *handler(line)]
         except (IndexError, ValueError):
             # Too few arguments: not the contract, but still worth showing.
-            return [self.unknown(_unparse(line))]
+            return [*heading, self.unknown(_unparse(line))]
+
+    def expect_opening(self, target: str) -> None:
+        """
+        The next C{END history <target>} ends the history shown on opening
+        C{target} (the last messages, as on joining a room), not a page of
+        older ones: it gets the opening's frame.
+
+        @param target: A room, or C{@user} for a conversation.
+        """
+        self._openings.add(target.lower())
+
+    def _missed_heading(self, line: ServerLine) -> list[str]:
+        """
+        Say "missed while you were away" before the first private message
+        replayed at login.  Those come right after the login's room list and
+        before anything else, so any other line ends the chance; the
+        server marks their end (C{END unread}) only when there were some.
+        """
+        if not self._may_be_missed:
+            return []
+        if line.tag == "END" and line.args[:1] == ("unread",):
+            self._may_be_missed = False
+            return []
+        if line.tag == "INFO" or (
+            line.tag == "DM" and len(line.args) > 2 and not self._is_me(line.args[2])
+        ):
+            if self._missed_shown:
+                return []
+            self._missed_shown = True
+            return [self.system("missed while you were away:")]
+        self._may_be_missed = False
+        return []
+
+    def _is_me(self, name: str) -> bool:
+        return self.me is not None and name.lower() == self.me.lower()
 
     def system(self, text: str) -> str:
         """
@@ -183,11 +236,34 @@ class Renderer:
         name, text = clean(user), clean(line.text or "")
         style = self.style
         if history:
-            return style(f"{when} {where}{name}: {text}", Style.DIM)
+            # Its frame names the room.
+            return style(f"{when} {name}: {text}", Style.DIM)
         name = style(name, Style.BOLD, style.name_colour(user))
         if user == self.me:
             text = style(text, Style.BOLD)
         return f"{style(when, Style.DIM)} {where}{name}: {text}"
+
+    def _private(self, line: ServerLine, *, history: bool = False) -> str:
+        """
+        C{[time] alice \u2192 you: text} for a DM line or a conversation's
+        HISTORY line (whose first argument is C{@partner}): styled like a
+        room message, with the arrow and the names in one colour of their
+        own, so that a private message stands out among the room's.
+        """
+        partner, stamp, sender = line.args[:3]
+        partner = partner.removeprefix("@")
+        mine = self._is_me(sender)
+        source = "you" if mine else clean(sender)
+        target = "you" if not mine or self._is_me(partner) else clean(partner)
+        when = f"[{self.when(stamp)}]"
+        text = clean(line.text or "")
+        style = self.style
+        if history:
+            return style(f"{when} {source} \u2192 {target}: {text}", Style.DIM)
+        if mine:
+            text = style(text, Style.BOLD)
+        who = style(f"{source} \u2192 {target}", Style.BOLD, Style.MAGENTA)
+        return f"{style(when, Style.DIM)} {who}: {text}"
 
     def _hello(self, line: ServerLine) -> list[str]:
         greeting = f": {clean(line.text)}" if line.text else ""
@@ -198,6 +274,10 @@ class Renderer:
 
     def _ok(self, line: ServerLine) -> list[str]:
         command = line.args[0].lower() if line.args else ""
+        if command in ("login", "register"):
+            self._logging_in = True
+        elif command == "join" and len(line.args) > 1:
+            self.expect_opening(line.args[1])
         what = clean(line.args[1]) if len(line.args) > 1 else ""
         texts = {
             "login": f"logged in as {what}",
@@ -205,6 +285,8 @@ class Renderer:
             "create": f"created room {what}",
             "join": f"joined {what}",
             "leave": f"left {what}",
+            "ignore": f"ignoring {what}: their private messages are dropped",
+            "unignore": f"no longer ignoring {what}",
         }
         text = texts.get(command) or "ok: " + " ".join(map(clean, line.args))
         if line.text:
@@ -230,17 +312,41 @@ class Renderer:
         self._history.append(line)
         return []
 
+    def _conversation(self, line: ServerLine) -> list[str]:
+        self._conversations.append((clean(line.args[0]), self.when(line.args[1])))
+        return []
+
+    def _ignored_line(self, line: ServerLine) -> list[str]:
+        self._ignored.append(clean(line.args[0]))
+        return []
+
     def _end(self, line: ServerLine) -> list[str]:
         what = line.args[0] if line.args else ""
         if what == "rooms":
+            if self._logging_in:
+                self._logging_in = False
+                self._may_be_missed, self._missed_shown = True, False
             return self._end_rooms()
         if what == "members":
             room = clean(line.args[1]) if len(line.args) > 1 else ""
             members, self._members = self._members, []
             return [self.system(f"in {room} ({len(members)}): {', '.join(members)}")]
         if what == "history":
-            room = line.args[1] if len(line.args) > 1 else ""
-            return self._end_history(room)
+            target = line.args[1] if len(line.args) > 1 else ""
+            if target.lower() in self._openings:
+                self._openings.discard(target.lower())
+                return self._end_history(target)
+            return self._end_page(target)
+        if what == "unread":
+            shown, self._missed_shown = self._missed_shown, False
+            return [self.system("end of missed messages")] if shown else []
+        if what == "dms":
+            return self._end_dms()
+        if what == "ignores":
+            ignored, self._ignored = self._ignored, []
+            if not ignored:
+                return [self.system("you ignore nobody")]
+            return [self.system(f"ignoring ({len(ignored)}): {', '.join(ignored)}")]
         if what == "help":
             return []
         return [self.unknown(_unparse(line))]
@@ -256,19 +362,60 @@ class Renderer:
             lines.append(self.system(f"  {name:<{width}}  {people}"))
         return lines
 
-    def _end_history(self, room: str) -> list[str]:
+    def _end_history(self, target: str) -> list[str]:
+        """
+        The history shown on joining a room or opening a conversation: its
+        last messages.
+        """
         history, self._history = self._history, []
+        partner = target[1:] if target.startswith("@") else None
         if not history:
-            return [self.system(f"no messages in {clean(room)} yet")]
+            if partner is not None:
+                return [self.system(f"no messages with {clean(partner)} yet")]
+            return [self.system(f"no messages in {clean(target)} yet")]
         count = "1 message" if len(history) == 1 else f"{len(history)} messages"
+        what = f"conversation with {clean(partner)}" if partner else f"history of {clean(target)}"
+        return self._framed(f"--- {what}: last {count} ---", history)
+
+    def _end_page(self, target: str) -> list[str]:
+        """
+        A page of older history (C{/history}): the messages before the
+        oldest one seen, or "no older messages" at the beginning.
+        """
+        history, self._history = self._history, []
+        partner = target[1:] if target.startswith("@") else None
+        where = f"with {clean(partner)}" if partner is not None else f"in {clean(target)}"
+        if not history:
+            return [self.system(f"no older messages {where}")]
+        count = "1 message" if len(history) == 1 else f"{len(history)} messages"
+        return self._framed(f"--- earlier {where}: {count} ---", history)
+
+    def _framed(self, heading: str, history: list[ServerLine]) -> list[str]:
         dim = Style.DIM
-        lines = [self.style(f"--- history of {clean(room)}: last {count} ---", dim)]
-        lines += [self._message(item, history=True) for item in history]
+        lines = [self.style(heading, dim)]
+        for item in history:
+            if item.args[0].startswith("@"):
+                lines.append(self._private(item, history=True))
+            else:
+                lines.append(self._message(item, history=True))
         lines.append(self.style("--- end of history ---", dim))
+        return lines
+
+    def _end_dms(self) -> list[str]:
+        conversations, self._conversations = self._conversations, []
+        if not conversations:
+            return [self.system("no private messages yet; /msg <user> <text> sends one")]
+        width = max(len(name) for name, _ in conversations)
+        lines = [self.system(f"conversations ({len(conversations)}), most recent first:")]
+        for name, when in conversations:
+            lines.append(self.system(f"  {name:<{width}}  last message {when}"))
         return lines
 
     def _msg(self, line: ServerLine) -> list[str]:
         return [self._message(line)]
+
+    def _dm(self, line: ServerLine) -> list[str]:
+        return [self._private(line)]
 
     def _join(self, line: ServerLine) -> list[str]:
         room, stamp, user = line.args[:3]

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from chat.client.commands import HELP, completions
 from chat.client.render import CONTROLS, Renderer, Style, clean
 from chat.client.tls import tls_failure
+from chat.commands import valid_name
 from chat.guard import TokenBucket
 from chat.lines import ServerLine, parse_line
 
@@ -89,6 +90,11 @@ class ChatClient:
     login questions, the rest are sent to the server once the login has
     succeeded (so a script can be written ahead of the replies).
 
+    After C{/dm <user>} the lines typed are private messages to that user
+    (sent as C{/msg <user> <line>}) until C{/room}, C{/join} or
+    C{/create}; C{/history} alone pages back through the room or the
+    conversation the lines go to.
+
     @ivar finished: Fires with an L{Outcome} when the session is over.
     """
 
@@ -129,6 +135,17 @@ class ChatClient:
         #: The rooms Tab completes: the last room list, and rooms joined since.
         self.rooms: set[str] = set()
         self._listing: list[str] = []
+        #: The users Tab completes, by their names in lower case: everyone
+        #: the client has seen named (members, senders, partners, ignores).
+        self.users: dict[str, str] = {}
+        #: Who typed lines go to after C{/dm}; L{None}: the room (or lobby).
+        self.talking_to: str | None = None
+        # The partner of the conversation /dm opened, in lower case, until
+        # the server answers its history (or says there is no such user).
+        self._opening: str | None = None
+        # The oldest timestamp seen of each room and conversation (C{@user}),
+        # in lower case: where the next /history page starts.
+        self._oldest: dict[str, str] = {}
 
     # --- the server side -------------------------------------------------
 
@@ -182,6 +199,7 @@ class ChatClient:
             return
         for text in self.renderer.render(line):
             self.screen.show(text)
+        self._note(line)
         if line.tag == "HELLO" and self.phase is Phase.CONNECTING:
             self._cancel_hello_timer()
             self._ask(Phase.ASK_MODE)
@@ -200,7 +218,14 @@ class ChatClient:
                     "commands",
                 )
         elif line.tag == "END" and line.args[:1] == ("history",):
-            self._hint("room", "type to chat; /leave goes back to the lobby, exit quits")
+            self._on_history(line.args[1] if len(line.args) > 1 else "")
+        elif line.tag == "ERR" and self._opening is not None:
+            self._on_opening_refused(line)
+        elif line.tag == "DM" and len(line.args) > 2 and not self._is_me(line.args[2]):
+            self._hint(
+                "dm",
+                f"answer with /msg {line.args[0]} <text>, or /dm {line.args[0]} to talk with them",
+            )
         elif line.tag == "BYE":
             self._bye = line.text or ""
             self._set_phase(Phase.QUITTING)
@@ -228,6 +253,68 @@ class ChatClient:
             message = " ".join(reason.getErrorMessage().split())
             self._finish(1, f"lost the connection to {self.address}: {message}")
 
+    def _note(self, line: ServerLine) -> None:
+        """
+        Remember the user names a line holds (for Tab) and the oldest
+        message it shows of a room or conversation (for C{/history}).
+        """
+        tag, args = line.tag, line.args
+        names: tuple[str, ...] = ()
+        target = stamp = None
+        if tag in ("MEMBER", "CONVERSATION", "IGNORED") and args:
+            names = args[1:2] if tag == "MEMBER" else args[:1]
+        elif tag in ("JOIN", "PART") and len(args) > 2:
+            names = args[2:3]
+        elif tag == "OK" and len(args) > 1 and args[0].lower() in ("ignore", "unignore"):
+            names = args[1:2]
+        elif tag in ("MSG", "HISTORY", "DM") and len(args) > 2:
+            target, stamp = args[0], args[1]
+            if tag == "DM":
+                target = "@" + target
+            partner = target[1:] if target.startswith("@") else None
+            names = (args[2],) if partner is None else (partner, args[2])
+        for name in names:
+            if valid_name(name):
+                self.users[name.lower()] = name
+        if target is not None and stamp is not None:
+            key = target.lower()
+            if key not in self._oldest or stamp < self._oldest[key]:
+                self._oldest[key] = stamp
+
+    def _is_me(self, name: str) -> bool:
+        me = self.renderer.me
+        return me is not None and name.lower() == me.lower()
+
+    def _on_history(self, target: str) -> None:
+        """
+        A history block ended: the hint after joining a room, or the answer
+        to the history C{/dm} asked for, which says the user exists and how
+        the name is spelled.
+        """
+        partner = target[1:] if target.startswith("@") else None
+        if partner is None:
+            if target == self.renderer.room:
+                self._hint("room", "type to chat; /leave goes back to the lobby, exit quits")
+        elif partner.lower() == self._opening:
+            self._opening = None
+            if self.talking_to is not None and self.talking_to.lower() == partner.lower():
+                self.talking_to = partner
+                self._update_prompt()
+
+    def _on_opening_refused(self, line: ServerLine) -> None:
+        """
+        The server refused the history C{/dm} asked for: an error for a
+        user that does not exist ends the conversation just begun, so that
+        what is typed next is not lost on a name nobody has.
+        """
+        code = line.args[0] if line.args else ""
+        if code == "unknown-command":
+            # A server without private messages: nothing more will come.
+            self._opening = None
+        elif code in ("no-such-user", "bad-name"):
+            self._opening = None
+            self._stop_talking()
+
     def _on_ok(self, line: ServerLine) -> None:
         command = line.args[0].lower() if line.args else ""
         name = line.args[1] if len(line.args) > 1 else None
@@ -238,6 +325,8 @@ class ChatClient:
         elif command == "join" and name is not None:
             self.renderer.room = name
             self.rooms.add(name)
+            # Joining shows the last messages again: paging starts there.
+            self._oldest.pop(name.lower(), None)
             self._update_prompt()
         elif command == "leave":
             self.renderer.room = None
@@ -287,6 +376,8 @@ class ChatClient:
             asking_mode=self.phase is Phase.ASK_MODE,
             in_lobby=self.renderer.room is None,
             rooms=self.rooms,
+            users=self.users.values(),
+            talking=self.talking_to is not None,
         )
 
     def user_eof(self) -> None:
@@ -318,6 +409,8 @@ class ChatClient:
             return "password: "
         if self.phase is Phase.ASK_CONFIRM:
             return "password again: "
+        if self.phase is Phase.CHAT and self.talking_to is not None:
+            return f"to {self.talking_to}> "
         if self.phase is Phase.CHAT:
             return f"{self.renderer.room or 'lobby'}> "
         return ""
@@ -484,15 +577,19 @@ class ChatClient:
         words = stripped.split()
         verb = words[0].lower()
         quits = (verb == "/quit" and len(words) == 1) or stripped == "exit"
-        is_message = (
-            self.renderer.room is not None
-            and not quits
-            and (not verb.startswith("/") or verb.startswith("//"))
-        )
+        text = not quits and (not verb.startswith("/") or verb.startswith("//"))
+        is_message = text and (self.renderer.room is not None or self.talking_to is not None)
         if not is_message:
-            # The server's MSG shows a message again, with its time; anything
-            # else stays on screen as typed.
+            # The server's MSG or DM shows a message again, with its time;
+            # anything else stays on screen as typed.
             self._echo(line)
+        if self._local_command(verb, words):
+            return
+        if text and self.talking_to is not None:
+            self._send(f"/msg {self.talking_to} {line[1:] if line.startswith('//') else line}")
+            return
+        if verb in ("/join", "/create") and self.talking_to is not None:
+            self._stop_talking(announce=False)
         if verb == "/help" and len(words) == 1:
             # Shown when the server's END help arrives, so that in a script
             # it comes after the replies to the lines sent before it.
@@ -504,6 +601,77 @@ class ChatClient:
             # The server answers BYE and closes; later input is moot.
             self._quit_sent = True
             self._set_phase(Phase.QUITTING)
+
+    def _local_command(self, verb: str, words: list[str]) -> bool:
+        """
+        Do what the client answers itself: C{/dm}, C{/room} and C{/history}
+        alone.
+
+        @return: Whether C{verb} was one of them.
+        """
+        if verb == "/dm":
+            if len(words) == 2 and valid_name(words[1]):
+                self._talk_to(words[1])
+            else:
+                self._complain("usage: /dm <user>, then type to talk with them; /room goes back")
+        elif verb == "/room":
+            if len(words) > 1:
+                self._complain("/room takes no argument; /join <room> goes to another room")
+            elif self.talking_to is None:
+                self.screen.show(self.renderer.system(f"lines already go to {self._place()}"))
+            else:
+                self._stop_talking()
+        elif verb == "/history" and len(words) == 1:
+            self._page_back()
+        else:
+            return False
+        return True
+
+    def _place(self) -> str:
+        room = self.renderer.room
+        return "the lobby" if room is None else room
+
+    def _talk_to(self, user: str) -> None:
+        """
+        Send the lines typed from now on to C{user}, and show the end of
+        the conversation so far, as joining a room shows its history.  The
+        name is taken as spelled when Tab or a line has shown it.
+        """
+        user = self.users.get(user.lower(), user)
+        self.talking_to = user
+        self._opening = user.lower()
+        self._oldest.pop(f"@{user.lower()}", None)
+        self.renderer.expect_opening(f"@{user}")
+        self.screen.show(
+            self.renderer.system(
+                f"talking with {clean(user)}: the lines you type go to {clean(user)} only; "
+                f"/room goes back to {self._place()}"
+            )
+        )
+        self._update_prompt()
+        self._send(f"/history @{user}")
+
+    def _stop_talking(self, *, announce: bool = True) -> None:
+        self.talking_to = None
+        self._opening = None
+        if announce:
+            self.screen.show(self.renderer.system(f"lines go to {self._place()} again"))
+        self._update_prompt()
+
+    def _page_back(self) -> None:
+        """
+        C{/history} alone: the page before the oldest message seen of the
+        conversation the lines go to, or else of the room.
+        """
+        if self.talking_to is not None:
+            target = f"@{self.talking_to}"
+        elif self.renderer.room is not None:
+            target = self.renderer.room
+        else:
+            self._complain("in the lobby, say whose history: /history <room> or /history @<user>")
+            return
+        oldest = self._oldest.get(target.lower())
+        self._send(f"/history {target}" + (f" {oldest}" if oldest else ""))
 
     def _cancel_hello_timer(self) -> None:
         if self._hello_timer is not None and self._hello_timer.active():

@@ -4,24 +4,26 @@ What Tab completes, from the server's command table.
 
 from __future__ import annotations
 
-from chat.client.commands import HELP, SLASH_COMMANDS, complete, completions
+from chat.client.commands import CLIENT_COMMANDS, HELP, SLASH_COMMANDS, complete, completions
 from chat.commands import COMMANDS, SLASH_VERBS, State
+
+# The table's commands of a logged-in user that are not new with private
+# messages (which the table may or may not have yet).
+_BEFORE_DMS = ["rooms", "create", "join", "leave", "who", "help", "quit"]
 
 
 def test_completions_come_from_the_servers_command_table() -> None:
     assert set(SLASH_COMMANDS) == {f"/{verb}" for verb in SLASH_VERBS}
     # Only what the table allows where the user is: no /login nor /register
-    # once logged in, no /leave nor /who in the lobby.
+    # once logged in, no /leave nor /who in the lobby; and the client's own.
     in_room = completions("/", asking_mode=False, in_lobby=False)
-    assert in_room == [c for c in SLASH_COMMANDS if c not in ("/login", "/register")]
-    assert in_room == ["/create", "/help", "/join", "/leave", "/quit", "/rooms", "/who"]
-    assert completions("/", asking_mode=False, in_lobby=True) == [
-        "/create",
-        "/help",
-        "/join",
-        "/quit",
-        "/rooms",
-    ]
+    logged_in = {c for c in SLASH_COMMANDS if c not in ("/login", "/register")}
+    assert in_room == sorted(logged_in | set(CLIENT_COMMANDS))
+    assert {"/create", "/help", "/join", "/leave", "/quit", "/rooms", "/who"} <= set(in_room)
+    assert {"/dm", "/room", "/history"} <= set(in_room)
+    assert completions("/", asking_mode=False, in_lobby=True) == sorted(
+        logged_in - {"/leave", "/who"} | set(CLIENT_COMMANDS)
+    )
     assert completions("/l", asking_mode=False, in_lobby=False) == ["/leave"]
     assert completions("/JO", asking_mode=False, in_lobby=True) == []
     assert completions("l", asking_mode=True, in_lobby=True) == ["login"]
@@ -41,22 +43,41 @@ def test_completions_come_from_the_servers_command_table() -> None:
     assert complete("l", ["lounge", "lounge-2"]) == "ounge"
 
 
+def test_user_names_complete_after_the_commands_that_take_one() -> None:
+    users = ["Bob", "bea", "carol"]
+
+    def names(before: str, **kwargs: bool) -> list[str]:
+        kwargs.setdefault("in_lobby", False)
+        return completions(before, asking_mode=False, users=users, rooms=["general"], **kwargs)
+
+    # In any case, finished as typed (the server takes a name in any case).
+    assert names("/msg b") == ["bea", "bob"]
+    assert names("/MSG B") == ["Bea", "Bob"]
+    assert names("/dm c") == ["carol"]
+    assert names("/ignore bo") == ["bob"]
+    assert names("/unignore ") == ["Bob", "bea", "carol"]
+    assert names("/history @b") == ["@bea", "@bob"]
+    assert names("/history g") == ["general"]
+    assert names("/join b") == []
+    assert names("/msg bob h") == []  # the text is not completed
+    assert names("hello b") == []
+    # A conversation open in the lobby: a bare word is a message there.
+    assert names("g", in_lobby=True) == ["general"]
+    assert names("g", in_lobby=True, talking=True) == []
+    assert names("/d", in_lobby=True, talking=True)[:1] == ["/dm"]
+
+
 def test_help_comes_from_the_servers_command_table() -> None:
     lines = HELP.splitlines()
     logged_in = {State.LOBBY, State.IN_ROOM}
     table = [spec for spec in COMMANDS if spec.states & logged_in]
-    assert [spec.name for spec in table] == [
-        "rooms",
-        "create",
-        "join",
-        "leave",
-        "who",
-        "help",
-        "quit",
-    ]
+    assert [spec.name for spec in table if spec.name in _BEFORE_DMS] == _BEFORE_DMS
     assert lines[1 : 1 + len(table)] == [f"  {spec.usage:<17} {spec.help}" for spec in table]
     assert "  /join <room>      join a room (in the lobby: just the room's name)" in lines
     assert lines[1 + len(table) :] == [
+        "  /dm <user>        talk with <user>: the lines you type go to them, until /room",
+        "  /room             after /dm: lines go to your room again (or the lobby)",
+        "  /history          alone: page back through the room or conversation you are in",
         '  //text            send a message that starts with "/" (as "/text")',
         "  Ctrl-D            disconnect, as /quit does",
     ]
