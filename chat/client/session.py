@@ -642,21 +642,21 @@ class ChatClient:
         self._opening = user.lower()
         self._oldest.pop(f"@{user.lower()}", None)
         self.renderer.expect_opening(f"@{user}")
+        self._update_prompt()
         self.screen.show(
             self.renderer.system(
                 f"talking with {clean(user)}: the lines you type go to {clean(user)} only; "
                 f"/room goes back to {self._place()}"
             )
         )
-        self._update_prompt()
         self._send(f"/history @{user}")
 
     def _stop_talking(self, *, announce: bool = True) -> None:
         self.talking_to = None
         self._opening = None
+        self._update_prompt()
         if announce:
             self.screen.show(self.renderer.system(f"lines go to {self._place()} again"))
-        self._update_prompt()
 
     def _page_back(self) -> None:
         """

@@ -264,3 +264,60 @@ def test_a_line_wider_than_the_terminal_is_drawn_whole_on_every_edit(india_time:
     h.type("\r")  # back to one row: the row below is erased too
     assert h.output() == "\x1b[1A\r\x1b[Jgeneral> "
     assert h.sent() == ["abcdefghijklXmno"]
+
+
+def test_tab_completes_the_names_of_users_seen() -> None:
+    h = in_room()
+    h.hear(
+        "MEMBER general Alice",
+        "MEMBER general Bob",
+        "END members general",
+        f"JOIN general {STAMP} carol",
+        f"PART general {STAMP} dave",
+        f"MSG general {STAMP} erin :hi",
+        f"DM frank {STAMP} frank :psst",
+        f"HISTORY @gina {STAMP} alice :old",
+        "END history @gina",
+        f"CONVERSATION hank {STAMP}",
+        "END dms",
+        "IGNORED ivan",
+        "END ignores",
+        "OK ignore judy",
+    )
+    h.output()
+    assert_editing(
+        h,
+        ("/msg b\t", "/msg bob "),
+        ("\x15/dm fr\t", "/dm frank "),
+        ("\x15/ignore D\t", "/ignore Dave "),
+        ("\x15/unignore iv\t", "/unignore ivan "),
+        ("\x15/history @g\t", "/history @gina "),
+        ("\x15/history @h\t", "/history @hank "),
+        ("\x15/msg j\t", "/msg judy "),
+        ("\x15/msg e\t", "/msg erin "),
+        ("\x15/msg c\t", "/msg carol "),
+        ("\x15/msg a\t", "/msg alice "),
+        ("\x15/msg x\t", "/msg x"),
+    )
+    h.type("\x15/dm bob\r")
+    h.output()
+    # In the conversation a bare word is a message: nothing to complete.
+    assert_editing(h, ("b\t", "b"), ("\x15/ro\t", "/room"), ("\t", "/room"))
+    assert "/room  /rooms\r\n" in h.output()
+    assert h.screen.prompt == "to Bob> "  # as the server spelled the name
+
+
+def test_the_prompt_says_where_lines_go(india_time: None) -> None:
+    h = in_room()
+    h.type("/dm bob\r")
+    out = h.output()
+    assert "general> /dm bob\r\n" in out
+    assert out.endswith("to bob> ")
+    h.type("hi")
+    h.output()
+    h.type("\r")
+    assert "hi" not in h.output()  # the server's copy shows it
+    h.hear(f"DM bob {STAMP} alice :hi")
+    assert h.output() == "\r\x1b[K[10:20:05] you → bob: hi\r\nto bob> "
+    h.type("/room\r")
+    assert h.output().endswith("* lines go to general again\r\ngeneral> ")

@@ -14,6 +14,7 @@ from chat.client import (
     Phase,
 )
 from tests.client.helpers import (
+    STAMP,
     Harness,
 )
 
@@ -216,3 +217,141 @@ def test_sending_is_paced_under_the_flood_limit() -> None:
     assert len(h.sent()) == 8
     h.clock.advance(3)
     assert h.sent() == [f"line {n}" for n in range(24, 40)]
+
+
+def test_dm_sends_typed_lines_to_one_user_until_room() -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear("OK join general", "END history general")
+    h.output()
+    h.type("/dm bob\nhello bob\n//slash\n/who\nexit now\n")
+    assert h.sent() == [
+        "/history @bob",
+        "/msg bob hello bob",
+        "/msg bob /slash",
+        "/who",
+        "/msg bob exit now",
+    ]
+    h.type("/room\nhello room\n/room\n")
+    assert h.sent() == ["hello room"]
+    assert h.lines() == [
+        "* talking with bob: the lines you type go to bob only; /room goes back to general",
+        "* lines go to general again",
+        "* lines already go to general",
+    ]
+
+
+def test_dm_in_the_lobby_and_join_ends_it() -> None:
+    h = Harness()
+    h.logged_in()
+    h.type("/dm carol\ngeneral\ncreate lounge\n/join general\ngeneral\n")
+    assert h.sent() == [
+        "/history @carol",
+        "/msg carol general",
+        "/msg carol create lounge",
+        "/join general",
+        "general",
+    ]
+    h.type("/DM carol\n/create lounge\nhi\n")
+    assert h.sent() == ["/history @carol", "/create lounge", "hi"]
+
+
+def test_dm_takes_the_spelling_the_server_answers() -> None:
+    h = Harness(interactive=True)
+    h.logged_in()
+    h.type("/dm BOB\r")
+    assert h.sent() == ["/history @BOB"]
+    assert h.output().endswith("to BOB> ")
+    h.hear(f"HISTORY @Bob {STAMP} Bob :hi", "END history @Bob")
+    assert h.output().endswith("to Bob> ")
+    h.type("hi\r")
+    assert h.sent() == ["/msg Bob hi"]
+    h.type("/room\r")
+    assert h.output().endswith("lobby> ")
+
+
+@pytest.mark.parametrize("code", ["no-such-user", "bad-name"])
+def test_dm_to_nobody_goes_back_to_the_room(code: str) -> None:
+    h = Harness(interactive=True)
+    h.logged_in()
+    h.hear("OK join general", "END history general")
+    h.type("/dm nobody\r")
+    h.output()
+    h.hear("ERR rate-limited :slow down")
+    assert h.output().endswith("to nobody> ")
+    h.hear(f"ERR {code} :no user named nobody")
+    out = h.output()
+    assert "* lines go to general again" in out
+    assert out.endswith("general> ")
+    h.type("hi\r")
+    assert h.sent() == ["/history @nobody", "hi"]
+
+
+def test_dm_without_a_user_is_refused_here() -> None:
+    h = Harness()
+    h.logged_in()
+    h.type("/dm\n/dm bob extra words\n/dm b@d\n/room general\nstill lobby\n")
+    assert h.sent() == ["still lobby"]
+    assert h.lines() == [
+        "! usage: /dm <user>, then type to talk with them; /room goes back",
+        "! usage: /dm <user>, then type to talk with them; /room goes back",
+        "! usage: /dm <user>, then type to talk with them; /room goes back",
+        "! /room takes no argument; /join <room> goes to another room",
+    ]
+
+
+def test_history_alone_pages_back_from_the_oldest_message_seen() -> None:
+    h = Harness()
+    h.logged_in()
+    h.type("/history\n")
+    assert h.sent() == []
+    assert h.lines() == ["! in the lobby, say whose history: /history <room> or /history @<user>"]
+    h.hear(
+        "OK join general",
+        "HISTORY general 2026-11-25T04:40:00.000Z bob :b",
+        "HISTORY general 2026-11-25T04:41:00.000Z carol :c",
+        "END history general",
+        "MSG general 2026-11-25T04:39:00.000Z dave :clock skew",
+        "DM erin 2026-11-25T04:00:00.000Z erin :elsewhere",
+    )
+    h.type("/history\n")
+    assert h.sent() == ["/history general 2026-11-25T04:39:00.000Z"]
+    h.hear("HISTORY general 2026-11-25T03:00:00.000Z bob :a", "END history general")
+    h.type("/history\n")
+    assert h.sent() == ["/history general 2026-11-25T03:00:00.000Z"]
+    # With a target, as typed; its page counts too.
+    h.type("/history lounge 20\n/history @erin 2026-11-25T05:00:00.000Z 5\n")
+    assert h.sent() == ["/history lounge 20", "/history @erin 2026-11-25T05:00:00.000Z 5"]
+    h.hear("HISTORY lounge 2026-11-25T02:00:00.000Z bob :x", "END history lounge")
+    h.type("/join lounge\n")
+    h.hear("OK join lounge", "END history lounge")
+    # Joining showed the room's end again: paging starts there, from now.
+    h.type("/history\n")
+    assert h.sent() == ["/join lounge", "/history lounge"]
+
+
+def test_history_alone_in_a_conversation_pages_the_conversation(india_time: None) -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear(
+        "OK join general",
+        "HISTORY general 2026-11-25T04:40:00.000Z bob :b",
+        "END history general",
+        "DM bob 2026-11-25T04:00:00.000Z bob :seen before /dm",
+    )
+    h.type("/dm bob\n/history\n")
+    # The conversation's opening has not arrived yet: from the end.
+    assert h.sent() == ["/history @bob", "/history @bob"]
+    h.hear(
+        "HISTORY @bob 2026-11-25T04:30:00.000Z alice :mine",
+        "END history @bob",
+        "END history @bob",
+        "DM bob 2026-11-25T04:45:00.000Z bob :live",
+    )
+    h.type("/history\n")
+    assert h.sent() == ["/history @bob 2026-11-25T04:30:00.000Z"]
+    assert h.lines()[-3:] == [
+        "--- end of history ---",
+        "* no older messages with bob",
+        "[10:15:00] bob → you: live",
+    ]
