@@ -12,7 +12,11 @@ C{nc}, and so that a script can drive a chat session through a pipe:
     name, C{create <room>} or C{/help}.  Incoming lines are printed above the
     input line, which is then redrawn, so typing is never garbled.  The
     input line has a history (Up, Down), a cursor (Left, Right, Home, End)
-    and Tab completion of commands and room names.
+    and Tab completion of commands, room names and user names.
+  - C{/dm <user>} turns the input into a conversation with one user (the
+    prompt says C{to <user>>}) until C{/room}; private messages read
+    C{alice \u2192 you}, and those missed while away are shown at login.
+    C{/history} alone pages back through the room or conversation.
   - With standard input a pipe (a script), the first lines answer the same
     questions in the same order (see C{docs/client.md}), every later line is
     sent as typed, and when the input ends the client sends C{/quit}, waits

@@ -579,7 +579,9 @@ class ChatClient:
         quits = (verb == "/quit" and len(words) == 1) or stripped == "exit"
         text = not quits and (not verb.startswith("/") or verb.startswith("//"))
         is_message = text and (self.renderer.room is not None or self.talking_to is not None)
-        if not is_message:
+        # A private message comes back as the sender's copy, as a room's does.
+        private = verb == "/msg" and len(words) > 2
+        if not (is_message or private):
             # The server's MSG or DM shows a message again, with its time;
             # anything else stays on screen as typed.
             self._echo(line)

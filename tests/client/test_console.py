@@ -321,3 +321,16 @@ def test_the_prompt_says_where_lines_go(india_time: None) -> None:
     assert h.output() == "\r\x1b[K[10:20:05] you → bob: hi\r\nto bob> "
     h.type("/room\r")
     assert h.output().endswith("* lines go to general again\r\ngeneral> ")
+
+
+def test_a_private_message_is_shown_once_by_the_servers_copy(india_time: None) -> None:
+    h = in_room()
+    h.type("/msg bob see you")
+    h.output()
+    h.type("\r")
+    assert h.sent() == ["/msg bob see you"]
+    assert h.output() == "\r\x1b[Kgeneral> "
+    h.hear(f"DM bob {STAMP} alice :see you")
+    assert h.output() == "\r\x1b[K[10:20:05] you → bob: see you\r\ngeneral> "
+    h.type("/msg bob\r")  # no text: the command stays on screen, with the error
+    assert "general> /msg bob\r\n" in h.output()
