@@ -222,10 +222,8 @@ class ChatClient:
         elif line.tag == "ERR" and self._opening is not None:
             self._on_opening_refused(line)
         elif line.tag == "DM" and len(line.args) > 2 and not self._is_me(line.args[2]):
-            self._hint(
-                "dm",
-                f"answer with /msg {line.args[0]} <text>, or /dm {line.args[0]} to talk with them",
-            )
+            partner = clean(line.args[0])
+            self._hint("dm", f"answer with /msg {partner} <text>, or /dm {partner} to talk")
         elif line.tag == "BYE":
             self._bye = line.text or ""
             self._set_phase(Phase.QUITTING)

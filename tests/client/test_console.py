@@ -334,3 +334,12 @@ def test_a_private_message_is_shown_once_by_the_servers_copy(india_time: None) -
     assert h.output() == "\r\x1b[K[10:20:05] you → bob: see you\r\ngeneral> "
     h.type("/msg bob\r")  # no text: the command stays on screen, with the error
     assert "general> /msg bob\r\n" in h.output()
+
+
+def test_the_first_private_message_received_says_how_to_answer(india_time: None) -> None:
+    h = in_room()
+    h.hear(f"DM bob {STAMP} alice :mine first")
+    h.hear(f"DM bob {STAMP} bob :hi", f"DM carol {STAMP} carol :hey")
+    out = h.output()
+    assert out.count("* answer with /msg") == 1
+    assert "* answer with /msg bob <text>, or /dm bob to talk\r\n" in out

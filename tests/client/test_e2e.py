@@ -330,3 +330,106 @@ def test_ctrl_z_that_cannot_stop_the_client_changes_nothing(chat_server: Any) ->
     finally:
         child.close()
     assert "Not-Stopped" not in log.getvalue()
+
+
+def test_a_private_message_sent_while_away_is_shown_at_login(
+    chat_server: Any, pipe_clients: list[PipeClient]
+) -> None:
+    """
+    alice writes to bob while he is offline; when bob starts the client,
+    the message is there at once, marked as missed, and the conversation
+    reads back in order for both.
+    """
+    bob = PipeClient(chat_server.port)
+    pipe_clients.append(bob)
+    bob.send("register", "bob", "password2")
+    bob.expect(r"^\* registered and logged in as bob$")
+    assert bob.finish() == 0
+
+    alice = PipeClient(chat_server.port)
+    pipe_clients.append(alice)
+    alice.send("register", "alice", "password1", "/msg BOB are you there?")
+    alice.expect(r"^\[\d\d:\d\d:\d\d\] you → bob: are you there\?$")
+    alice.send("/dm bob", "second line, typed in the conversation", "//slash too", "/room")
+    alice.expect(r"^\* lines go to the lobby again$")
+    assert alice.finish() == 0
+    assert (
+        alice.seen.count(
+            "* talking with bob: the lines you type go to bob only; /room goes back to the lobby"
+        )
+        == 1
+    )
+
+    bob = PipeClient(chat_server.port, "--user", "bob")
+    pipe_clients.append(bob)
+    bob.send("login", "password2")
+    bob.expect(r"^\* missed while you were away:$")
+    first = bob.expect(r"alice → you")
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] alice → you: are you there\?", first)
+    bob.expect(r"^\[\d\d:\d\d:\d\d\] alice → you: second line, typed in the conversation$")
+    bob.expect(r"^\[\d\d:\d\d:\d\d\] alice → you: /slash too$")
+    bob.expect(r"^\* end of missed messages$")
+    bob.send("/dm alice", "yes!", "/dms")
+    bob.expect(r"^--- conversation with alice: last 3 messages ---$")
+    bob.expect(r"^\[\d\d:\d\d:\d\d\] you → alice: yes!$")
+    bob.expect(r"^\*   alice  last message \d\d:\d\d:\d\d$")
+    bob.send("/history")
+    bob.expect(r"^\* no older messages with alice$")
+    assert bob.finish() == 0
+    assert bob.stderr == ""
+
+
+def test_terminal_conversation_with_tab_and_paging(
+    chat_server: Any, pipe_clients: list[PipeClient]
+) -> None:
+    """
+    On a pseudo-terminal: Tab completes a name seen in the room, /dm
+    changes the prompt, a private message arriving does not disturb the
+    line being typed, /history pages back through a room.
+    """
+    carol = PipeClient(chat_server.port)
+    pipe_clients.append(carol)
+    carol.send("register", "Carol", "password3", "general")
+    carol.send(*(f"message {n}" for n in range(55)))
+    carol.expect(r"Carol: message 54$")
+
+    child, log = spawn_terminal(chat_server.port)
+    try:
+        dialog(
+            child,
+            ("login or register? ", "register"),
+            ("username: ", "dave"),
+            ("password: ", "Dave-Passw0rd"),
+            ("password again: ", "Dave-Passw0rd"),
+            ("lobby> ", "general"),
+            ("--- history of general: last 50 messages ---", None),
+            ("general> ", None),
+        )
+        for keys, shown in [
+            ("/who\r", "* in general (2): "),
+            ("/dm c\t", "/dm carol "),
+            ("\r", "to Carol> "),
+            ("hi carol", "to Carol> hi carol"),
+        ]:
+            child.send(keys)
+            child.expect_exact(shown)
+        carol.send("/msg dave hello dave")
+        child.expect(r"\[\d\d:\d\d:\d\d\] Carol → you: hello dave\r\r?\nto Carol> hi carol")
+        child.send("\r")
+        child.expect(r"\] you → Carol: hi carol\r")
+        for keys, shown in [
+            ("/room\r", "* lines go to general again"),
+            ("/history\r", "--- earlier in general: 5 messages ---"),
+            ("", "] Carol: message 4\r"),
+            ("/history\r", "* no older messages in general"),
+            ("\x04", "* bye"),
+        ]:
+            child.send(keys)
+            child.expect_exact(shown)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    assert "Dave-Passw0rd" not in log.getvalue()
+    assert carol.finish() == 0
+    assert any(re.search(r"dave → you: hi carol$", line) for line in carol.seen)
