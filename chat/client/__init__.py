@@ -54,13 +54,14 @@ from chat.client.commands import HELP
 from chat.client.connection import ServerProtocol
 from chat.client.console import ConsoleProtocol, Screen
 from chat.client.options import Options
-from chat.client.render import Renderer, Style, use_colour
+from chat.client.render import MISSED_WINDOW, Renderer, Style, use_colour
 from chat.client.session import ChatClient, Outcome, Phase
 from chat.client.terminal import Suspension, TerminalMode
 from chat.client.tls import CertificateNotForHost, check_certificate_host
 
 __all__ = [
     "HELP",
+    "MISSED_WINDOW",
     "CertificateNotForHost",
     "ChatClient",
     "ConsoleProtocol",

@@ -15,7 +15,13 @@ from collections.abc import Callable, Mapping
 
 from chat.lines import ServerLine, parse_timestamp
 
-__all__ = ["CONTROLS", "Renderer", "Style", "clean", "use_colour"]
+__all__ = ["CONTROLS", "MISSED_WINDOW", "Renderer", "Style", "clean", "use_colour"]
+
+#: Seconds after the login's room list within which a private message may
+#: be one replayed as missed.  The server says where the replay ends
+#: (C{END unread}) but not that there is none, and then the next private
+#: message, minutes later maybe, is live.
+MISSED_WINDOW = 5.0
 
 
 def use_colour(stdout_fd: int, environ: Mapping[str, str]) -> bool:
@@ -120,8 +126,10 @@ class Renderer:
         # messages come right after that list's END.
         self._logging_in = False
         # Right after the login's room list: whether the next DM or INFO
-        # line may be a missed one, and whether the heading is out.
+        # line may be a missed one, until when, and whether the heading is
+        # out.
         self._may_be_missed = False
+        self._missed_until = 0.0
         self._missed_shown = False
         self._handlers: dict[str, Callable[[ServerLine], list[str]]] = {
             "HELLO": self._hello,
@@ -171,10 +179,14 @@ class Renderer:
         """
         Say "missed while you were away" before the first private message
         replayed at login.  Those come right after the login's room list and
-        before anything else, so any other line ends the chance; the
-        server marks their end (C{END unread}) only when there were some.
+        before anything else, so any other line ends the chance, and so
+        does a while without any (L{MISSED_WINDOW}); the server marks their
+        end (C{END unread}) only when there were some.
         """
         if not self._may_be_missed:
+            return []
+        if not self._missed_shown and self._now() > self._missed_until:
+            self._may_be_missed = False
             return []
         if line.tag == "END" and line.args[:1] == ("unread",):
             self._may_be_missed = False
@@ -326,6 +338,7 @@ class Renderer:
             if self._logging_in:
                 self._logging_in = False
                 self._may_be_missed, self._missed_shown = True, False
+                self._missed_until = self._now() + MISSED_WINDOW
             return self._end_rooms()
         if what == "members":
             room = clean(line.args[1]) if len(line.args) > 1 else ""

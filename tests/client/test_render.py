@@ -10,6 +10,7 @@ import re
 import pytest
 
 from chat.client import (
+    MISSED_WINDOW,
     Renderer,
     Style,
     use_colour,
@@ -213,6 +214,28 @@ def test_no_missed_heading_when_nothing_was_missed(first: str) -> None:
     # A room list asked for later is not a login's.
     lines = render("END rooms", f"DM bob {STAMP} bob :live", me="alice")
     assert not any("missed" in line for line in lines)
+
+
+def test_a_private_message_a_while_after_the_login_is_live() -> None:
+    now = [NOW]
+    renderer = Renderer(Style(False), lambda: now[0])
+    renderer.me = "alice"
+
+    def shown(line: str) -> list[str]:
+        return [text.split("]")[-1] for text in renderer.render(parse_line(line))]
+
+    shown("OK login alice")
+    shown("END rooms")
+    now[0] += MISSED_WINDOW + 0.001
+    assert shown(f"DM bob {STAMP} bob :live") == [" bob → you: live"]
+    # Within the window it is a missed one, and the heading stays for all.
+    shown("OK login alice")
+    shown("END rooms")
+    now[0] += MISSED_WINDOW
+    assert shown(f"DM bob {STAMP} bob :1") == ["* missed while you were away:", " bob → you: 1"]
+    now[0] += 60
+    assert shown(f"DM bob {STAMP} bob :2") == [" bob → you: 2"]
+    assert shown("END unread") == ["* end of missed messages"]
 
 
 def test_history_pages_are_framed_apart_from_the_history_on_joining(india_time: None) -> None:
