@@ -201,6 +201,14 @@ class Renderer:
         self._may_be_missed = False
         return []
 
+    @property
+    def replaying(self) -> bool:
+        """
+        Whether the private messages shown now are the ones missed while
+        away, replayed at login.
+        """
+        return self._may_be_missed and self._missed_shown
+
     def _is_me(self, name: str) -> bool:
         return self.me is not None and name.lower() == self.me.lower()
 

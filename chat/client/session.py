@@ -146,6 +146,8 @@ class ChatClient:
         # The oldest timestamp seen of each room and conversation (C{@user}),
         # in lower case: where the next /history page starts.
         self._oldest: dict[str, str] = {}
+        # Who sent the last private message received, for the hint.
+        self._last_from = ""
 
     # --- the server side -------------------------------------------------
 
@@ -222,8 +224,12 @@ class ChatClient:
         elif line.tag == "ERR" and self._opening is not None:
             self._on_opening_refused(line)
         elif line.tag == "DM" and len(line.args) > 2 and not self._is_me(line.args[2]):
-            partner = clean(line.args[0])
-            self._hint("dm", f"answer with /msg {partner} <text>, or /dm {partner} to talk")
+            # After the replay of missed ones rather than inside it.
+            self._last_from = line.args[0]
+            if not self.renderer.replaying:
+                self._hint_answer()
+        elif line.tag == "END" and line.args[:1] == ("unread",) and self._last_from:
+            self._hint_answer()
         elif line.tag == "BYE":
             self._bye = line.text or ""
             self._set_phase(Phase.QUITTING)
@@ -278,6 +284,10 @@ class ChatClient:
             key = target.lower()
             if key not in self._oldest or stamp < self._oldest[key]:
                 self._oldest[key] = stamp
+
+    def _hint_answer(self) -> None:
+        partner = clean(self._last_from)
+        self._hint("dm", f"answer with /msg {partner} <text>, or /dm {partner} to talk")
 
     def _is_me(self, name: str) -> bool:
         me = self.renderer.me

@@ -343,3 +343,16 @@ def test_the_first_private_message_received_says_how_to_answer(india_time: None)
     out = h.output()
     assert out.count("* answer with /msg") == 1
     assert "* answer with /msg bob <text>, or /dm bob to talk\r\n" in out
+
+
+def test_the_hint_comes_after_the_messages_missed(india_time: None) -> None:
+    h = Harness(interactive=True)
+    h.hear("HELLO chatroom 1 :Welcome")
+    h.type("login\ralice\rpassword1\r")
+    h.hear("OK login alice", "END rooms", f"DM bob {STAMP} bob :1", f"DM carol {STAMP} carol :2")
+    assert "answer with" not in h.output()
+    h.hear("END unread")
+    assert h.output() == (
+        "\r\x1b[K* end of missed messages\r\nlobby> "
+        "\r\x1b[K* answer with /msg carol <text>, or /dm carol to talk\r\nlobby> "
+    )
