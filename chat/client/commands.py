@@ -42,6 +42,10 @@ CLIENT_HELP = (
 )
 
 
+#: The width of the help's first column.
+_USAGE_WIDTH = 18
+
+
 def help_text() -> str:
     """
     The client's C{/help}: the server's commands a logged-in user may give,
@@ -51,12 +55,14 @@ def help_text() -> str:
     """
     rows = [(spec.usage, spec.help) for spec in COMMANDS if spec.states & _LOGGED_IN]
     rows.extend(CLIENT_HELP)
-    return "\n".join(
-        [
-            "commands (in a room, any other line is a message to the room):",
-            *(f"  {usage:<17} {text}" for usage, text in rows),
-        ]
-    )
+    lines = ["commands (in a room, any other line is a message to the room):"]
+    for usage, text in rows:
+        if len(usage) > _USAGE_WIDTH:
+            # Too long for its column: the usage alone, the text below.
+            lines += [f"  {usage}", f"  {'':<{_USAGE_WIDTH}} {text}"]
+        else:
+            lines.append(f"  {usage:<{_USAGE_WIDTH}} {text}")
+    return "\n".join(lines)
 
 
 HELP = help_text()
