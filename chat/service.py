@@ -25,15 +25,16 @@ from zope.interface import implementer
 
 from chat.errors import ErrorCode
 from chat.guard import Quota
-from chat.interfaces import IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
+from chat.interfaces import IAccountStore, IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
 from chat.message import Message, format_timestamp
 from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
+from chat.storage.direct import DirectMessage, IDirectEvents, IDirectMessages, Unread
 
 __all__ = ["ChatService"]
 
 
-@implementer(IRoomEvents)
+@implementer(IRoomEvents, IDirectEvents)
 class ChatService(Service):
     """
     Holds the rooms and the connections, and keeps the backend in step.
@@ -42,6 +43,11 @@ class ChatService(Service):
     @ivar started: Whether C{ready} has fired: until then connections are
         answered C{ERR unavailable}.
     @ivar outage: Says when the store is unavailable, once per outage.
+    @ivar accounts: Where names are spelled as registered, and known to
+        exist; L{None} with an C{--auth} checker that cannot list accounts
+        (then every well-formed name is taken to be a user's).
+    @ivar users: The logged-in connections of this server by lower-case
+        name: one avatar, or a list when a user has several.
     """
 
     log = Logger()
@@ -53,6 +59,7 @@ class ChatService(Service):
         history: int = 50,
         max_rooms: int = 0,
         rooms_per_hour: int = 0,
+        accounts: IAccountStore | None = None,
     ) -> None:
         """
         @param backend: Where the rooms live: on files, a
@@ -80,6 +87,11 @@ class ChatService(Service):
         #: user (by lower-case name) created in the last hour.
         self.max_rooms = max_rooms
         self.room_quota = Quota(clock, rooms_per_hour)
+        self.accounts = accounts
+        self.users: dict[str, Member | list[Member]] = {}
+        #: Private messages for connections whose unread messages are being
+        #: read: written after those, in the order they came.
+        self._holding: dict[Member, list[DirectMessage]] = {}
 
     def startService(self) -> None:
         super().startService()
@@ -155,6 +167,117 @@ class ChatService(Service):
             self._changed(target)
             name = target.name
             target.broadcast(lambda encoder: encoder.parted(name, timestamp, user), skip=key)
+
+    def direct_stored(self, message: DirectMessage, to_recipient: bool) -> None:
+        sender = message.sender.lower()
+        recipient = message.recipient.lower()
+        self._show(sender, message)
+        if to_recipient and recipient != sender:
+            self._show(recipient, message)
+
+    def _show(self, key: str, message: DirectMessage) -> None:
+        """
+        Write a private message to every connection here of the user whose
+        lower-case name is C{key}.
+        """
+        found = self.users.get(key)
+        if found is None:
+            return
+        for member in found if isinstance(found, list) else (found,):
+            held = self._holding.get(member) if self._holding else None
+            if held is not None:
+                held.append(message)
+            else:
+                member.mind.deliver(member.mind.encoder.direct(member.key, message))
+
+    # Users
+
+    @property
+    def direct(self) -> IDirectMessages:
+        """
+        The backend's private messages.
+        """
+        return self.backend.direct  # type: ignore[attr-defined,no-any-return]
+
+    def spelling(self, name: str) -> str | None:
+        """
+        A user's name as registered, or L{None} when there is no such
+        account.
+        """
+        accounts = self.accounts
+        return name if accounts is None else accounts.spelling(name)
+
+    def logged_in(self, user: Member, unread: bool) -> Deferred[Unread] | None:
+        """
+        A connection logged in as C{user}: private messages reach it from
+        now on.
+
+        @param unread: Whether to take what the user missed meanwhile: its
+            messages to the connection are held back until the caller has
+            shown them (L{unread_shown}), so they come first.
+        @return: What the user missed, if asked.
+        """
+        key = user.key
+        found = self.users.get(key)
+        if found is None:
+            self.users[key] = user
+            self.direct.online(user.name)
+        elif isinstance(found, list):
+            found.append(user)
+        else:
+            self.users[key] = [found, user]
+        if not unread:
+            return None
+        self._holding[user] = []
+        return self.direct.take_unread(user.name)
+
+    def unread_shown(self, user: Member) -> None:
+        """
+        The user's missed messages are out: show what came meanwhile.
+        """
+        held = self._holding.pop(user, None)
+        if held and not user.mind.closing:
+            encoder = user.mind.encoder
+            user.mind.deliver(b"".join([encoder.direct(user.key, m) for m in held]))
+
+    def logged_out(self, user: Member) -> None:
+        """
+        A connection logged out (or is gone); nothing happens if it had
+        not logged in.
+        """
+        self._holding.pop(user, None)
+        key = user.key
+        found = self.users.get(key)
+        if found is user:
+            del self.users[key]
+            self.direct.offline(user.name)
+        elif isinstance(found, list) and user in found:
+            found.remove(user)
+            if len(found) == 1:
+                self.users[key] = found[0]
+
+    def send_direct(self, user: Member, recipient: str, text: str) -> None:
+        """
+        Store and show a private message; the sender's connections are
+        told if it cannot be stored.
+
+        Whatever the sender said in its room this turn goes first, so that
+        everyone sees the sender's lines in the order they were written.
+        """
+        if user.room is not None:
+            self.flush_room(user.room)
+        stamp = format_timestamp(self.clock.seconds())
+        d = self.direct.send(user.name, recipient, stamp, text)
+        d.addCallbacks(self._stored, self._direct_not_stored, errbackArgs=(user,))
+
+    def _direct_not_stored(self, failure: Failure, user: Member) -> None:
+        if failure.check(StoreUnavailable):
+            self.outage.refuse(
+                "private messages", 1, failure.value, action="store messages", who="senders"
+            )
+        else:
+            self.log.failure("Could not store a private message", failure)
+        user.mind.error(ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent")
 
     # Rooms
 

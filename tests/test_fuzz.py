@@ -56,6 +56,7 @@ FUZZ = settings(
 TAGS = frozenset(
     {"HELLO", "PROMPT", "OK", "ERR", "ROOM", "END", "MEMBER", "HISTORY"}
     | {"MSG", "JOIN", "PART", "INFO", "BYE"}
+    | {"DM", "CONVERSATION", "IGNORED"}
 )
 CODES = frozenset(code.value for code in ErrorCode)
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -77,9 +78,24 @@ SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
     "OK": ([(spec.name, "name") for spec in COMMANDS if spec.ok], None),
     "ERR": ([("code",)], True),
     "ROOM": ([("name", "count")], False),
-    "END": ([("rooms",), ("members", "name"), ("history", "name"), ("help",)], False),
+    "END": (
+        [
+            ("rooms",),
+            ("members", "name"),
+            ("history", "name"),
+            ("history", "@name"),
+            ("help",),
+            ("unread",),
+            ("dms",),
+            ("ignores",),
+        ],
+        False,
+    ),
     "MEMBER": ([("name", "name")], False),
-    "HISTORY": ([("name", "ts", "name")], True),
+    "HISTORY": ([("name", "ts", "name"), ("@name", "ts", "name")], True),
+    "DM": ([("name", "ts", "name")], True),
+    "CONVERSATION": ([("name", "ts")], False),
+    "IGNORED": ([("name",)], False),
     "MSG": ([("name", "ts", "name")], True),
     "JOIN": ([("name", "ts", "name")], False),
     "PART": ([("name", "ts", "name")], False),
@@ -120,6 +136,7 @@ def parse_strict(line: str) -> ServerLine:
             continue
         if all(
             (want == "name" and NAME.match(got) is not None)
+            or (want == "@name" and got[:1] == "@" and NAME.match(got[1:]) is not None)
             or (want == "ts" and _is_timestamp(got))
             or (want == "code" and got in CODES)
             or (want == "count" and got.isdigit() and got == str(int(got)))
@@ -421,7 +438,7 @@ def command_line(draw: st.DrawFn) -> bytes:
     One client line without its end: commands of every verb (right and
     wrong), bare words, free text, and the awkward bytes.
     """
-    kind = draw(st.integers(0, 11))
+    kind = draw(st.integers(0, 12))
     if kind == 0:
         verb = draw(st.sampled_from([*VERBS, "bogus", "", "JOIN", "Quit"]))
         args = draw(st.lists(st.one_of(names, passwords), max_size=3))
@@ -451,6 +468,22 @@ def command_line(draw: st.DrawFn) -> bytes:
         line = draw(st.sampled_from(["", "//", "/join "])) + "z" * size
     elif kind == 8:
         line = draw(blanks)
+    elif kind == 11:
+        # Private messages, conversations, paging and ignore lists.
+        verb = draw(st.sampled_from(["msg", "MSG", "history", "ignore", "unignore"]))
+        target = draw(st.one_of(users, users.map("@{}".format), rooms))
+        more = draw(
+            st.lists(
+                st.one_of(
+                    text,
+                    st.sampled_from(["1", "0", "200", "201", "5", "-1", "2026-12-02T10:00:00.000Z"]),
+                ),
+                max_size=2,
+            )
+        )
+        line = " ".join([f"/{verb}", target, *more])
+        if draw(st.booleans()):
+            line = draw(st.sampled_from(["/dms", "/ignores", "/msg alice", "/msg bob hi"]))
     elif kind == 9:
         # The guided dialog in one go; the lines may arrive in any state.
         verb = draw(st.sampled_from(["login", "register"]))

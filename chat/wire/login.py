@@ -14,7 +14,7 @@ not a byte more for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -30,6 +30,8 @@ from chat.errors import ErrorCode
 from chat.guard import Limits, LoginThrottle, Quota, minutes
 from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.service import ChatService
+from chat.storage.direct import Unread
+from chat.wire.encoder import LineEncoder
 
 __all__ = ["OWN_LOGOUT", "LoginFactory", "LoginFlow"]
 
@@ -79,7 +81,10 @@ class LoginFlow:
         _dialog: tuple[str, str] | None
         _logout: Callable[[], None] | None
 
+        encoder: ClassVar[LineEncoder]
+
         def send(self, tag: str, *args: str, text: str | None = None) -> None: ...
+        def write(self, data: bytes) -> None: ...
         def error(self, code: ErrorCode, text: str) -> None: ...
         def pauseProducing(self) -> None: ...
         def resumeProducing(self) -> None: ...
@@ -232,6 +237,40 @@ class LoginFlow:
         )
         self.send("OK", verb, user.name)
         self.do_rooms()
+        # A new account has missed nothing.
+        unread = self.factory.service.logged_in(user, unread=verb == "login")
+        if unread is None:
+            self.resumeProducing()
+            return
+        unread.addCallbacks(
+            self._unread, self._unread_failed, callbackArgs=(user,), errbackArgs=(user,)
+        )
+        unread.addErrback(self._bug)
+
+    def _unread(self, unread: Unread, user: ChatUser) -> None:
+        """
+        Show what the user missed while away, right after the room list.
+        """
+        if self.closing:
+            return
+        if unread.messages or unread.older:
+            self.write(self.encoder.unread(user.key, unread.messages, unread.older))
+        self.factory.service.unread_shown(user)
+        self.resumeProducing()
+
+    def _unread_failed(self, failure: Failure, user: ChatUser) -> None:
+        if self.closing:
+            return
+        if failure.check(StoreUnavailable):
+            self.factory.service.outage.refuse(
+                "unread messages", 1, failure.value, action="read unread messages", who="users"
+            )
+        else:
+            self.log.failure("Could not read {user}'s unread messages", failure, user=user.name)
+        self.error(
+            ErrorCode.UNAVAILABLE, "cannot read your unread private messages right now; see /dms"
+        )
+        self.factory.service.unread_shown(user)
         self.resumeProducing()
 
     def _login_failed(self, failure: Failure, name: str) -> None:
