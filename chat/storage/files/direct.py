@@ -34,7 +34,7 @@ import os
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.logger import Logger
@@ -51,10 +51,7 @@ from chat.storage.direct import (
     IDirectMessages,
     Unread,
 )
-from chat.storage.files.rooms import OpenFiles, _fsync_paths, complete_size, read_tail_lines
-
-if TYPE_CHECKING:
-    from chat.storage.files.rooms import FileChatStore
+from chat.storage.files.logs import BLOCK, OpenFiles, complete_size, fsync_paths, read_tail_lines
 
 __all__ = ["DirectFiles", "read_page"]
 
@@ -62,7 +59,6 @@ _SUFFIX = ".log"
 _UNREAD = "unread"
 _IGNORED = "ignored"
 _STAMP = 24
-_BLOCK = 16384
 #: How many conversations' sizes and last stamps stay in memory; the others
 #: are learned again (a bounded read of the file's tail) when next written.
 _KNOWN = 4096
@@ -91,6 +87,17 @@ class _Range(NamedTuple):
     end: int | None
 
 
+class RoomFiles(Protocol):
+    """
+    Where the rooms' histories are, as their store knows
+    (L{chat.storage.files.rooms.FileChatStore}).
+    """
+
+    def path(self, room: str) -> Path: ...
+
+    def size(self, room: str) -> int | None: ...
+
+
 @implementer(IDirectMessages)
 class DirectFiles:
     """
@@ -107,7 +114,7 @@ class DirectFiles:
         data: Path,
         run: Runner,
         files: OpenFiles | None = None,
-        rooms: FileChatStore | None = None,
+        rooms: RoomFiles | None = None,
     ) -> None:
         """
         @param data: The data directory: conversations live in C{data/dms}.
@@ -134,29 +141,18 @@ class DirectFiles:
         self._ignore_writes = DeferredLock()
         self._dirty: set[Path] = set()
 
-    @classmethod
-    def on(cls, store: FileChatStore) -> DirectFiles:
-        """
-        The private messages of the data directory that C{store} keeps the
-        rooms of, sharing its thread runner and open files.
-        """
-        return cls(store.data, store.run, files=store.files, rooms=store)
-
     # Start, sync, close
 
     def start(self, events: IDirectEvents) -> Deferred[None]:
         """
-        Read the ignore lists and the inboxes' pointers, in a thread: a
-        directory per account that ever had a conversation.
+        Read the ignore lists and the inboxes' pointers (small files, one
+        of each per account at most), inside this call as the rooms are
+        loaded: before the server listens, and failing it if they cannot
+        be read.
         """
         self.events = events
-        d = self._run(_load, self.dms_dir)
-
-        def loaded(state: tuple[dict[str, set[str]], dict[str, dict[str, _Range]]]) -> None:
-            self._ignores, self._unread = state
-
-        d.addCallback(loaded)
-        return d
+        self._ignores, self._unread = _load(self.dms_dir)
+        return succeed(None)
 
     def sync(self) -> Deferred[None]:
         """
@@ -165,7 +161,7 @@ class DirectFiles:
         """
         paths = list(self._dirty)
         self._dirty.clear()
-        d = self._run(_fsync_paths, paths)
+        d = self._run(fsync_paths, paths)
         d.addCallback(self._synced)
         return d
 
@@ -185,7 +181,7 @@ class DirectFiles:
             for fd in self._files.values():
                 os.close(fd)
             self._files.clear()
-        for error in _fsync_paths(list(self._dirty)):
+        for error in fsync_paths(list(self._dirty)):
             self.log.warn("fsync failed on close: {error}", error=error)
         self._dirty.clear()
 
@@ -490,7 +486,7 @@ def _parse(lines: list[bytes]) -> list[Message]:
     return messages
 
 
-# What runs in a thread.
+# What runs in a thread (but _load, at start-up).
 
 
 def _load(dms: Path) -> tuple[dict[str, set[str]], dict[str, dict[str, _Range]]]:
@@ -544,7 +540,7 @@ def _read_unread(
             last: deque[Message] = deque(maxlen=keep)
             pos, rest = start, b""
             while pos < end:
-                chunk = os.pread(fd, min(_BLOCK * 4, end - pos), pos)
+                chunk = os.pread(fd, min(BLOCK * 4, end - pos), pos)
                 if not chunk:
                     break
                 pos += len(chunk)
@@ -629,7 +625,7 @@ def _find(fd: int, size: int, before: bytes) -> int:
     lo, hi = 0, size
     # Invariant: lines starting before lo are earlier; hi is a line start
     # (or the end) whose line is not earlier.
-    while hi - lo > _BLOCK:
+    while hi - lo > BLOCK:
         start = _line_start(fd, (lo + hi) // 2, hi)
         if start >= hi:
             break

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -42,25 +40,27 @@ from zope.interface import Interface, implementer
 
 from chat.message import Message, next_timestamp
 from chat.storage.common import NameTaken, Runner, StoreUnavailable
+from chat.storage.files.direct import DirectFiles
+from chat.storage.files.logs import (
+    OPEN_FLAGS,
+    OpenFiles,
+    complete_size,
+    default_open_files,
+    fsync_paths,
+    read_tail_lines,
+)
 from chat.storage.rooms import IChatBackend, IRoomEvents
-
-if TYPE_CHECKING:
-    from chat.storage.files.direct import DirectFiles
 
 __all__ = [
     "FileChatStore",
     "IChatStore",
     "LocalBackend",
-    "OpenFiles",
     "Runner",
-    "complete_size",
     "default_open_files",
     "read_tail_lines",
 ]
 
 _SUFFIX = ".log"
-_BLOCK = 16384
-_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 class IChatStore(Interface):
@@ -118,105 +118,6 @@ class IChatStore(Interface):
         """
         Flush everything to stable storage and release the files.
         """
-
-
-def default_open_files() -> int:
-    """
-    How many room files to keep open: 256, or a quarter of this process's
-    file descriptor limit when that is lower, so that connections, the
-    account file and the thread pool always have descriptors left.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft <= 0:
-        return 256
-    return max(1, min(256, soft // 4))
-
-
-def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
-    """
-    Read the last C{count} complete lines of a file, reading backwards in
-    blocks so that a history of any size costs only what is returned.
-
-    @param size: Where the complete lines end (the file may go on with a
-        torn line after it, which is not returned).
-    @return: Up to C{count} lines without their LF, oldest first.
-    """
-    if count <= 0 or size <= 0:
-        return []
-    chunks: list[bytes] = []
-    newlines = 0
-    pos = size
-    # count + 1 LFs bound count whole lines (the last LF ends the last line).
-    while pos > 0 and newlines <= count:
-        step = min(_BLOCK, pos)
-        pos -= step
-        chunk = os.pread(fd, step, pos)
-        chunks.append(chunk)
-        newlines += chunk.count(b"\n")
-    data = b"".join(reversed(chunks))
-    lines = data.split(b"\n")
-    # The last element is what follows the final LF: empty by construction.
-    lines.pop()
-    if pos > 0:
-        # The first element may be the tail of a longer line: drop it.
-        lines = lines[1:]
-    return lines[-count:]
-
-
-def complete_size(fd: int, size: int) -> int:
-    """
-    Where the last complete line of a file ends: a crash in the middle of a
-    write can leave a torn line after it.
-    """
-    pos = size
-    while pos > 0:
-        step = min(_BLOCK, pos)
-        chunk = os.pread(fd, step, pos - step)
-        nl = chunk.rfind(b"\n")
-        if nl >= 0:
-            return pos - step + nl + 1
-        pos -= step
-    return 0
-
-
-class OpenFiles(OrderedDict[Hashable, int]):
-    """
-    The append-only files a process keeps open, the least recently written
-    first, at most C{max_open} of them: rooms and private conversations
-    share one budget, so neither can use up the descriptors connections
-    need.  Keys are a room's name, or a tuple for other kinds of files.
-    """
-
-    def __init__(self, max_open: int | None = None) -> None:
-        super().__init__()
-        self.max_open = max_open if max_open is not None else default_open_files()
-
-    def open(self, key: Hashable, path: Path) -> int:
-        """
-        The file's descriptor, opened now if it is not, closing the least
-        recently written one if that many are open already.
-
-        Closing does not lose durability: owners remember what they wrote
-        by path and fsync it by opening it again.
-
-        @raise OSError: The file cannot be opened.
-        """
-        fd = self.get(key)
-        if fd is not None:
-            self.move_to_end(key)
-            return fd
-        while self and len(self) >= self.max_open:
-            os.close(self.popitem(last=False)[1])
-        try:
-            fd = os.open(path, _OPEN_FLAGS, 0o644)
-        except OSError as e:
-            if e.errno not in (errno.EMFILE, errno.ENFILE) or not self:
-                raise
-            # Out of descriptors (connections took them): give one back.
-            os.close(self.popitem(last=False)[1])
-            fd = os.open(path, _OPEN_FLAGS, 0o644)
-        self[key] = fd
-        return fd
 
 
 @implementer(IChatStore)
@@ -284,7 +185,7 @@ class FileChatStore:
         for name in names:
             # Each file is read and closed: the server opens a room's file
             # again when someone speaks there.
-            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+            fd = os.open(self._path(name), OPEN_FLAGS, 0o644)
             try:
                 size = os.fstat(fd).st_size
                 complete = complete_size(fd, size)
@@ -418,7 +319,7 @@ class FileChatStore:
         """
         paths = [self._path(name) for name in self._dirty]
         self._dirty.clear()
-        d = self._run(_fsync_paths, paths)
+        d = self._run(fsync_paths, paths)
         d.addCallback(self._synced)
         return d
 
@@ -439,7 +340,7 @@ class FileChatStore:
             os.close(fd)
         self._fds.clear()
         # Those written to, then closed to make room for others.
-        for error in _fsync_paths([self._path(name) for name in dirty]):
+        for error in fsync_paths([self._path(name) for name in dirty]):
             self.log.warn("fsync failed on close: {error}", error=error)
         dirty.clear()
 
@@ -462,28 +363,6 @@ def _stamped(messages: Sequence[Message], last: str | None) -> Sequence[Message]
             out.append(Message(*message))
         last = stamp
     return messages if out is None else out
-
-
-def _fsync_paths(paths: Sequence[Path]) -> list[OSError]:
-    """
-    Open, fsync and close each file in turn.
-
-    @return: What failed, for the caller to report.
-    """
-    errors = []
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            errors.append(e)
-            continue
-        try:
-            os.fsync(fd)
-        except OSError as e:
-            errors.append(e)
-        finally:
-            os.close(fd)
-    return errors
 
 
 @implementer(IChatBackend)
@@ -512,11 +391,9 @@ class LocalBackend:
         self.store = store
         self.clock = clock
         if direct is None:
-            from chat.storage.files.direct import DirectFiles
-
             if not isinstance(store, FileChatStore):
                 raise TypeError("LocalBackend needs the private messages of this store")
-            direct = DirectFiles.on(store)
+            direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
         self.direct = direct
         self.sync_interval = sync_interval
         self.events: IRoomEvents | None = None
