@@ -139,7 +139,10 @@ class DirectFiles:
         #: owner -> whom it ignores: read on every send, so in memory.
         self._ignores: dict[str, set[str]] = {}
         self._ignore_writes = DeferredLock()
-        self._dirty: set[Path] = set()
+        #: Copies written since the last sync, as (owner, partner).
+        self._dirty: set[tuple[str, str]] = set()
+        #: Directories and pointer files created since then.
+        self._created: set[Path] = set()
 
     # Start, sync, close
 
@@ -159,9 +162,7 @@ class DirectFiles:
         fsync, in a thread, the copies written since the last call (and the
         directories created for them).
         """
-        paths = list(self._dirty)
-        self._dirty.clear()
-        d = self._run(fsync_paths, paths)
+        d = self._run(fsync_paths, self._take_dirty())
         d.addCallback(self._synced)
         return d
 
@@ -173,6 +174,16 @@ class DirectFiles:
                 error=errors[0],
             )
 
+    def _take_dirty(self) -> list[Path]:
+        """
+        What to fsync: the files first, then the directories naming them.
+        """
+        paths = [self._path(owner, partner) for owner, partner in self._dirty]
+        paths.extend(sorted(self._created, key=lambda p: -len(p.parts)))
+        self._dirty.clear()
+        self._created.clear()
+        return paths
+
     def close(self) -> None:
         """
         fsync what was written and let go of the files.
@@ -181,9 +192,8 @@ class DirectFiles:
             for fd in self._files.values():
                 os.close(fd)
             self._files.clear()
-        for error in fsync_paths(list(self._dirty)):
+        for error in fsync_paths(self._take_dirty()):
             self.log.warn("fsync failed on close: {error}", error=error)
-        self._dirty.clear()
 
     # Presence
 
@@ -198,23 +208,24 @@ class DirectFiles:
     def _path(self, owner: str, partner: str) -> Path:
         return self.dms_dir / owner / (partner + _SUFFIX)
 
-    def _open(self, owner: str, partner: str) -> tuple[int, _Copy]:
+    def _open(self, owner: str, partner: str, keep: Hashable = None) -> tuple[int, _Copy]:
         """
         The copy's descriptor and what is known of it, learning that (a
         bounded read of its tail) when it is not known.
 
+        @param keep: The other copy's key in the open files, not to close.
+
         @raise OSError: It cannot be opened.
         """
-        key: Hashable = ("dm", owner, partner)
+        key = ("dm", owner, partner)
         path = self._path(owner, partner)
         try:
-            fd = self._files.open(key, path)
+            fd = self._files.open(key, path, keep)
         except FileNotFoundError:
             # The owner's first conversation.
             os.makedirs(path.parent, exist_ok=True)
-            self._dirty.add(path.parent)
-            self._dirty.add(path.parent.parent)
-            fd = self._files.open(key, path)
+            self._created.update((path.parent, path.parent.parent))
+            fd = self._files.open(key, path, keep)
         copies = self._copies
         copy = copies.get((owner, partner))
         if copy is not None:
@@ -242,7 +253,7 @@ class DirectFiles:
         delivered = s != r and not ignored
         try:
             mine, copy = self._open(s, r)
-            theirs, other = self._open(r, s) if delivered else (mine, copy)
+            theirs, other = self._open(r, s, ("dm", s, r)) if delivered else (mine, copy)
         except OSError as e:
             return self._unavailable("cannot open a conversation file", e)
         last = copy.last
@@ -256,7 +267,8 @@ class DirectFiles:
             error = self._write(theirs, other, data)
             if error is not None:
                 _undo(mine, copy.size)
-        if error is None and delivered and r not in self._online:
+        shown = delivered and r in self._online
+        if error is None and delivered and not shown:
             error = self._mark_unread(r, s, other.size)
             if error is not None:
                 _undo(theirs, other.size)
@@ -266,18 +278,17 @@ class DirectFiles:
         end = len(data)
         copy.size += end
         copy.last = stamp
-        self._dirty.add(self._path(s, r))
+        dirty = self._dirty
+        dirty.add((s, r))
         if delivered:
             other.size += end
             other.last = stamp
-            self._dirty.add(self._path(r, s))
-            unread = self._unread.get(r, {}).get(s)
-            if unread is not None and r not in self._online:
-                self._unread[r][s] = _Range(unread.start, other.size)
+            dirty.add((r, s))
+            if not shown:
+                ranges = self._unread[r]
+                ranges[s] = _Range(ranges[s].start, other.size)
         assert self.events is not None
-        self.events.direct_stored(
-            DirectMessage(stamp, sender, recipient, text), delivered and r in self._online
-        )
+        self.events.direct_stored(DirectMessage(stamp, sender, recipient, text), shown)
         return succeed(None)
 
     def _write(self, fd: int, copy: _Copy, data: bytes) -> OSError | None:
@@ -312,7 +323,7 @@ class DirectFiles:
                 os.close(fd)
         except OSError as e:
             return e
-        self._dirty.add(path)
+        self._created.add(path)
         ranges[partner] = _Range(start, None)
         return None
 
@@ -510,10 +521,16 @@ def _load(dms: Path) -> tuple[dict[str, set[str]], dict[str, dict[str, _Range]]]
         ranges: dict[str, _Range] = {}
         for line in pointers:
             partner, _, offset = line.partition(" ")
-            if offset.isdigit():
-                start = int(offset)
-                old = ranges.get(partner)
-                ranges[partner] = _Range(min(start, old.start) if old else start, None)
+            if not offset.isdigit():
+                continue
+            try:
+                # Up to here, whatever came in before the restart.
+                end = (home / (partner + _SUFFIX)).stat().st_size
+            except FileNotFoundError:
+                continue
+            start = int(offset)
+            old = ranges.get(partner)
+            ranges[partner] = _Range(min(start, old.start) if old else start, end)
         if ranges:
             unread[home.name] = ranges
     return ignores, unread

@@ -23,7 +23,7 @@ OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 def default_open_files() -> int:
     """
-    How many room files to keep open: 256, or a quarter of this process's
+    How many room and conversation files to keep open: 256, or a quarter of this process's
     file descriptor limit when that is lower, so that connections, the
     account file and the thread pool always have descriptors left.
     """
@@ -92,7 +92,7 @@ class OpenFiles(OrderedDict[Hashable, int]):
         super().__init__()
         self.max_open = max_open if max_open is not None else default_open_files()
 
-    def open(self, key: Hashable, path: Path) -> int:
+    def open(self, key: Hashable, path: Path, keep: Hashable = None) -> int:
         """
         The file's descriptor, opened now if it is not, closing the least
         recently written one if that many are open already.
@@ -100,24 +100,38 @@ class OpenFiles(OrderedDict[Hashable, int]):
         Closing does not lose durability: owners remember what they wrote
         by path and fsync it by opening it again.
 
+        @param keep: A file not to close, whose descriptor the caller holds
+            (the other copy of a private message): two may be open even
+            when only one may.
         @raise OSError: The file cannot be opened.
         """
         fd = self.get(key)
         if fd is not None:
             self.move_to_end(key)
             return fd
-        while self and len(self) >= self.max_open:
-            os.close(self.popitem(last=False)[1])
+        while len(self) >= self.max_open and self._close_one(keep):
+            pass
         try:
             fd = os.open(path, OPEN_FLAGS, 0o644)
         except OSError as e:
-            if e.errno not in (errno.EMFILE, errno.ENFILE) or not self:
-                raise
             # Out of descriptors (connections took them): give one back.
-            os.close(self.popitem(last=False)[1])
+            if e.errno not in (errno.EMFILE, errno.ENFILE) or not self._close_one(keep):
+                raise
             fd = os.open(path, OPEN_FLAGS, 0o644)
         self[key] = fd
         return fd
+
+    def _close_one(self, keep: Hashable) -> bool:
+        """
+        Close the least recently written file but C{keep}.
+
+        @return: Whether there was one.
+        """
+        for key in self:
+            if key != keep:
+                os.close(self.pop(key))
+                return True
+        return False
 
 
 def fsync_paths(paths: Sequence[Path]) -> list[OSError]:
