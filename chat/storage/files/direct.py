@@ -218,14 +218,20 @@ class DirectFiles:
         @raise OSError: It cannot be opened.
         """
         key = ("dm", owner, partner)
-        path = self._path(owner, partner)
-        try:
-            fd = self._files.open(key, path, keep)
-        except FileNotFoundError:
-            # The owner's first conversation.
-            os.makedirs(path.parent, exist_ok=True)
-            self._created.update((path.parent, path.parent.parent))
-            fd = self._files.open(key, path, keep)
+        files = self._files
+        fd = files.get(key)
+        if fd is not None:
+            # The common case, without building a path.
+            files.move_to_end(key)
+        else:
+            path = self._path(owner, partner)
+            try:
+                fd = files.open(key, path, keep)
+            except FileNotFoundError:
+                # The owner's first conversation.
+                os.makedirs(path.parent, exist_ok=True)
+                self._created.update((path.parent, path.parent.parent))
+                fd = files.open(key, path, keep)
         copies = self._copies
         copy = copies.get((owner, partner))
         if copy is not None:
