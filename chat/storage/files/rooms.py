@@ -17,10 +17,13 @@ survives a crash of the server process (C{kill -9}).  Room creation is
 fsynced (file and directory) before it is acknowledged; message files are
 fsynced on shutdown and every few seconds by L{FileChatStore.sync}.
 
-File descriptors: only a bounded number of room files is open at once
-(those written to most recently); the others are opened again when next
-written to.  A server with more rooms than it may open files starts and
-serves.
+File descriptors: only a bounded number of files is open at once (those
+written to most recently, rooms and private conversations alike: one
+L{OpenFiles}); the others are opened again when next written to.  A
+server with more rooms than it may open files starts and serves.
+
+Private messages (L{LocalBackend.direct}) live beside the rooms, in
+L{chat.storage.files.direct}.
 """
 
 # test-case-name: tests.storage.test_rooms, tests.test_store
