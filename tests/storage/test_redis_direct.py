@@ -142,6 +142,11 @@ async def test_two_processes_stamping_one_millisecond_get_distinct_stamps(
     millis = calendar.timegm((2026, 12, 2, 10, 0, 0)) * 1000
     entries = await call(a, "XRANGE", "chatroom:history:general", "-", "+")
     assert [entry_id for entry_id, _ in entries] == [f"{millis}-0", f"{millis + 1}-0"]
+    # And the room's last stamp is kept where it is quick to read, with
+    # the milliseconds its second began at.
+    assert pairs(await call(a, "HGETALL", "chatroom:stamps")) == {
+        "general": f"{next_timestamp(STAMP)} {millis}"
+    }
 
 
 @pytest_twisted.ensureDeferred
@@ -246,7 +251,8 @@ async def test_the_lua_calendar_agrees_with_next_timestamp(redis_stores: RedisSt
             read_lua("stamps.lua"),
             "local reply = {}",
             "for i, stamp in ipairs(ARGV) do",
-            "  reply[i] = {next_stamp(stamp), string.format('%d', stamp_ms(stamp))}",
+            "  local ms = stamp_ms(stamp)",
+            "  reply[i] = {next_stamp(stamp), string.format('%d', ms), ms_stamp(ms)}",
             "end",
             "return reply",
         ]
@@ -256,7 +262,8 @@ async def test_the_lua_calendar_agrees_with_next_timestamp(redis_stores: RedisSt
     for start in range(0, len(stamps), 2000):
         chunk = stamps[start : start + 2000]
         reply = await call(backend, "EVAL", script, 0, *chunk)
-        for stamp, (following, millis) in zip(chunk, reply, strict=True):
+        for stamp, (following, millis, again) in zip(chunk, reply, strict=True):
             assert following == next_timestamp(stamp), stamp
+            assert again == stamp
             whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
             assert int(millis) == whole * 1000 + int(stamp[20:23]), stamp

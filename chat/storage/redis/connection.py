@@ -26,6 +26,8 @@ Keys, under the prefix (C{chatroom:}), by owner:
     events           stream: k (kind) and its fields         (this module)
     rooms            hash: lower-case name -> Name             (rooms: R)
     history:<room>   stream per room (lower-case): t, u, m     (rooms: M)
+    stamps           hash: room -> "<last stamp> <ms at which  (rooms)
+                     its second began>"
     present          hash: "Room User" -> processes having it  (presence: J, P)
     online           hash: user -> processes it is online on   (presence)
     proc:<id>        hash per process: "Room User" -> 1, and   (presence)
@@ -35,8 +37,8 @@ Keys, under the prefix (C{chatroom:}), by owner:
     users            hash: lower-case name -> "Name:hash"      (accounts: U)
     dm:<user>:<peer> stream: user's copy of the conversation   (direct: D)
                      with peer: t, u (sender), m
-    dms:<user>       sorted set: peers by the last message's   (direct)
-                     milliseconds
+    dms:<user>       sorted set: peers by the milliseconds of  (direct)
+                     the last message of the user's copy
     inbox:<user>     stream, capped: t, u, p (recipient), m    (direct)
     dropped:<user>   how many the inbox dropped past its cap   (direct)
     ignores:<user>   set of the users it ignores               (direct)

@@ -1,10 +1,8 @@
--- The protocol's stamps (2026-12-02T10:00:00.123Z) and the stream IDs
--- made from them, for the scripts that store messages.  A message's
--- stream ID is its stamp's milliseconds since the epoch, so that paging
--- back (history.lua) can seek to a stamp; entries written before IDs
--- were made this way have IDs a little later than their stamps.
--- Redis's Lua has no os.date: the calendar is Howard Hinnant's
--- days_from_civil / civil_from_days.  Stamps compare as strings.
+-- The protocol's stamps (2026-12-02T10:00:00.123Z), for the scripts that
+-- store messages.  Stamps compare as strings; a message's stream ID is
+-- its stamp's milliseconds since the epoch, so that paging back
+-- (history.lua) can seek to a stamp.  Redis's Lua has no os.date: the
+-- calendar is Howard Hinnant's days_from_civil / civil_from_days.
 local floor = math.floor
 
 local function days_from_civil(y, m, d)
@@ -37,8 +35,9 @@ local function stamp_seconds(s)
     + tonumber(string.sub(s, 15, 16))) * 60 + tonumber(string.sub(s, 18, 19))
 end
 
--- A stamp's milliseconds since the epoch.  Messages stored together
--- mostly share their second: its calendar sum is remembered.
+-- A stamp's milliseconds since the epoch.  Messages stored one after
+-- the other mostly share their second: its calendar sum is remembered,
+-- and can be given (known_second) by a script that stored it.
 local last_second, last_second_ms = nil, 0
 local function stamp_ms(s)
   local second = string.sub(s, 1, 19)
@@ -48,17 +47,27 @@ local function stamp_ms(s)
   return last_second_ms + tonumber(string.sub(s, 21, 23))
 end
 
+-- Remember that stamp's second began at ms since the epoch.
+local function known_second(stamp, ms)
+  last_second, last_second_ms = string.sub(stamp, 1, 19), ms
+end
+
+-- The stamp of a number of milliseconds since the epoch.
+local function ms_stamp(ms)
+  local t = floor(ms / 1000)
+  local days = floor(t / 86400)
+  local rest = t - days * 86400
+  local y, m, d = civil_from_days(days)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+    floor(rest / 3600), floor(rest % 3600 / 60), rest % 60, ms - t * 1000)
+end
+
 -- The stamp one millisecond after s (chat.message.next_timestamp): an
 -- edit of the milliseconds, but at .999 a carry through the calendar.
 local function next_stamp(s)
   local ms = tonumber(string.sub(s, 21, 23))
   if ms < 999 then return string.sub(s, 1, 20) .. string.format('%03d', ms + 1) .. 'Z' end
-  local t = stamp_seconds(s) + 1
-  local days = floor(t / 86400)
-  local rest = t - days * 86400
-  local y, m, d = civil_from_days(days)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.000Z', y, m, d,
-    floor(rest / 3600), floor(rest % 3600 / 60), rest % 60)
+  return ms_stamp(stamp_seconds(s) * 1000 + 1000)
 end
 
 -- A stream's last entry: its stamp (nil if none), and its ID's two parts.
@@ -72,13 +81,4 @@ local function last_entry(key)
     if fields[i] == 't' then stamp = fields[i + 1] end
   end
   return stamp, tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
-end
-
--- The ID for an entry stamped `stamp` after one whose ID was ms-seq: the
--- stamp's milliseconds, or, when an older entry's ID is later, the next
--- after it.  Returns the ID and its two parts.
-local function next_id(stamp, ms, seq)
-  local mine = stamp_ms(stamp)
-  if mine > ms then ms, seq = mine, 0 else seq = seq + 1 end
-  return string.format('%d-%d', ms, seq), ms, seq
 end
