@@ -151,6 +151,7 @@ class FileStores(Stores):
 
     def break_(self) -> None:
         # chmod does not stop root: put files where the directories were.
+        (self.data / "users.txt").touch()
         for store in self.stores:
             for fd in store._fds.values():
                 os.close(fd)
