@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest_twisted
 
-from chat.message import Message, format_timestamp, next_timestamp
+from chat.message import Message, next_timestamp
 from chat.storage.direct import DirectMessage, Unread
 from chat.storage.redis.connection import pairs
 from chat.storage.redis.scripts import read_lua
@@ -154,31 +154,44 @@ async def test_history_written_before_stamped_ids_is_paged_too(
     redis_stores: RedisStores,
 ) -> None:
     backend, heard = await process(redis_stores)
-    # As stored before: IDs from Redis's clock, a little after the stamps.
-    now = format_timestamp(time.time() - 0.005)
-    stamps = []
-    for i in range(20):
-        stamps.append(now)
+    # As stored before: IDs from Redis's clock, a little after the stamps
+    # (here 0 to 4 ms), so that some stamped before a page's first stamp
+    # were added after its millisecond.
+    millis = calendar.timegm((2026, 12, 2, 10, 0, 0)) * 1000
+    stamps = [later(STAMP, 2 * i) for i in range(20)]
+    for i, stamp in enumerate(stamps):
+        entry_id = f"{millis + 2 * i + (0, 1, 2, 3, 4, 3, 2, 1)[i % 8]}-0"
         await call(
-            backend, "XADD", "chatroom:history:general", "*", "t", now, "u", "old", "m", f"{i}"
+            backend, "XADD", "chatroom:history:general", entry_id, "t", stamp, "u", "old", "m", i
         )
-        now = next_timestamp(now)
-    await within(
-        backend.publish("general", [Message(stamps[0], "new", f"{i}") for i in range(20, 40)])
-    )
+    # Proposed stamps from before the old history's last: stamped after it,
+    # with IDs after the old ones'.
+    await within(backend.publish("general", [Message(STAMP, "new", f"{i}") for i in range(20, 30)]))
+    await within(backend.publish("general", [Message(STAMP, "new", f"{i}") for i in range(30, 40)]))
     for _ in range(20):
         await heard.next()
     stamps += [m.timestamp for m in heard.messages]
     assert stamps == sorted(set(stamps))
-    read: list[Message] = []
-    before = None
-    while page := await within(backend.direct.room_history("general", before, 7)):
-        read[:0] = page
-        before = page[0].timestamp
-    assert [m.text for m in read] == [f"{i}" for i in range(40)]
-    for cut in (5, 19, 20, 21, 39):
+    assert stamps[20] == next_timestamp(stamps[19])
+    for size in (1, 3, 7, 40):
+        read: list[Message] = []
+        before = None
+        while page := await within(backend.direct.room_history("general", before, size)):
+            read[:0] = page
+            before = page[0].timestamp
+        assert [m.text for m in read] == [f"{i}" for i in range(40)]
+    for cut in range(40):
         page = await within(backend.direct.room_history("general", stamps[cut], 3))
-        assert [m.timestamp for m in page] == stamps[cut - 3 : cut]
+        assert [m.timestamp for m in page] == stamps[max(0, cut - 3) : cut], cut
+        # Between two stamps, too.
+        page = await within(backend.direct.room_history("general", next_timestamp(stamps[cut]), 3))
+        assert [m.timestamp for m in page] == stamps[max(0, cut - 2) : cut + 1], cut
+
+
+def later(stamp: str, ms: int) -> str:
+    for _ in range(ms):
+        stamp = next_timestamp(stamp)
+    return stamp
 
 
 @pytest_twisted.ensureDeferred

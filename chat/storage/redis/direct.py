@@ -68,7 +68,9 @@ class RedisDirect:
     @ivar slack: How many milliseconds an entry's stream ID may be later
         than its stamp: entries of room histories written before IDs were
         made from stamps have IDs from Redis's clock when they were
-        added, a little after their stamp was made.
+        added, a little after their stamp was made.  Paging back looks
+        that far past a page's first stamp for them, stopping at the
+        first entry whose ID is its stamp (C{history.lua}).
     """
 
     inbox_cap = INBOX_CAP
