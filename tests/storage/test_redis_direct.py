@@ -12,14 +12,26 @@ import time
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 import pytest_twisted
+from twisted.logger import capturedLogs
 
 from chat.message import Message, next_timestamp
+from chat.storage.common import StoreUnavailable
 from chat.storage.direct import DirectMessage, Unread
 from chat.storage.redis.connection import pairs
 from chat.storage.redis.scripts import read_lua
 from tests.storage.backends import STAMP, Recorder, RedisStores, within
 from tests.storage.test_redis_rooms import crash, process
+
+#: How many messages of a room's history were stored before stamped IDs.
+OLD = 150
+
+
+def later(stamp: str, ms: int) -> str:
+    for _ in range(ms):
+        stamp = next_timestamp(stamp)
+    return stamp
 
 
 async def call(backend: Any, *args: Any) -> Any:
@@ -156,9 +168,9 @@ async def test_history_written_before_stamped_ids_is_paged_too(
     backend, heard = await process(redis_stores)
     # As stored before: IDs from Redis's clock, a little after the stamps
     # (here 0 to 4 ms), so that some stamped before a page's first stamp
-    # were added after its millisecond.
+    # were added after its millisecond.  More than are read at once.
     millis = calendar.timegm((2026, 12, 2, 10, 0, 0)) * 1000
-    stamps = [later(STAMP, 2 * i) for i in range(20)]
+    stamps = [later(STAMP, 2 * i) for i in range(OLD)]
     for i, stamp in enumerate(stamps):
         entry_id = f"{millis + 2 * i + (0, 1, 2, 3, 4, 3, 2, 1)[i % 8]}-0"
         await call(
@@ -166,32 +178,27 @@ async def test_history_written_before_stamped_ids_is_paged_too(
         )
     # Proposed stamps from before the old history's last: stamped after it,
     # with IDs after the old ones'.
-    await within(backend.publish("general", [Message(STAMP, "new", f"{i}") for i in range(20, 30)]))
-    await within(backend.publish("general", [Message(STAMP, "new", f"{i}") for i in range(30, 40)]))
+    for first in (OLD, OLD + 10):
+        batch = [Message(STAMP, "new", f"{i}") for i in range(first, first + 10)]
+        await within(backend.publish("general", batch))
     for _ in range(20):
         await heard.next()
     stamps += [m.timestamp for m in heard.messages]
     assert stamps == sorted(set(stamps))
-    assert stamps[20] == next_timestamp(stamps[19])
-    for size in (1, 3, 7, 40):
+    assert stamps[OLD] == next_timestamp(stamps[OLD - 1])
+    for size in (1, 7, 200):
         read: list[Message] = []
         before = None
         while page := await within(backend.direct.room_history("general", before, size)):
             read[:0] = page
             before = page[0].timestamp
-        assert [m.text for m in read] == [f"{i}" for i in range(40)]
-    for cut in range(40):
+        assert [m.text for m in read] == [f"{i}" for i in range(OLD + 20)]
+    for cut in range(OLD + 20):
         page = await within(backend.direct.room_history("general", stamps[cut], 3))
         assert [m.timestamp for m in page] == stamps[max(0, cut - 3) : cut], cut
         # Between two stamps, too.
         page = await within(backend.direct.room_history("general", next_timestamp(stamps[cut]), 3))
         assert [m.timestamp for m in page] == stamps[max(0, cut - 2) : cut + 1], cut
-
-
-def later(stamp: str, ms: int) -> str:
-    for _ in range(ms):
-        stamp = next_timestamp(stamp)
-    return stamp
 
 
 @pytest_twisted.ensureDeferred
@@ -280,3 +287,25 @@ async def test_the_lua_calendar_agrees_with_next_timestamp(redis_stores: RedisSt
             assert again == stamp
             whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
             assert int(millis) == whole * 1000 + int(stamp[20:23]), stamp
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_call_fails_as_unavailable_without_redis(redis_stores: RedisStores) -> None:
+    backend, heard = await process(redis_stores)
+    direct = backend.direct
+    redis_stores.break_()
+    calls = [
+        lambda: direct.send("alice", "bob", STAMP, "lost"),
+        lambda: direct.take_unread("bob"),
+        lambda: direct.conversations("bob"),
+        lambda: direct.history("bob", "alice", None, 10),
+        lambda: direct.room_history("general", STAMP, 10),
+        lambda: direct.ignore("bob", "alice", 10),
+        lambda: direct.unignore("bob", "alice"),
+        lambda: direct.ignored("bob"),
+    ]
+    with capturedLogs():
+        for make in calls:
+            with pytest.raises(StoreUnavailable):
+                await within(make())
+    assert heard.pending() == []

@@ -36,13 +36,20 @@ if before ~= '' then
     for _, entry in ipairs(batch) do
       local m = message(entry)
       local id = entry[1]
-      if string.sub(id, 1, string.find(id, '-', 1, true) - 1) == string.format('%d', stamp_ms(m[1])) then
+      if string.sub(id, 1, string.find(id, '-', 1, true) - 1)
+          == string.format('%d', stamp_ms(m[1])) then
         done = true
         break
       end
       if m[1] < before then late[#late + 1] = m end
     end
-    if #batch < 64 then done = true else from = '(' .. batch[#batch][1] end
+    if #batch < 64 then
+      done = true
+    else
+      local id = batch[#batch][1]
+      local dash = string.find(id, '-', 1, true)
+      from = string.sub(id, 1, dash) .. string.format('%d', tonumber(string.sub(id, dash + 1)) + 1)
+    end
   end
   for i = #late, math.max(1, #late - count + 1), -1 do found[#found + 1] = late[i] end
 end
