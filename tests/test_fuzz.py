@@ -185,6 +185,10 @@ class Watched:
     seen_hello: bool = False
     block: tuple[str, str | None] | None = None
     room_names: list[str] = field(default_factory=list)
+    #: The stamp of the last line of the history block in progress.
+    last_stamp: str | None = None
+    #: The stamp of the last MSG seen in each room.
+    room_stamps: dict[str, str] = field(default_factory=dict)
     #: Whether this client has sent a 0xFF byte, the start of a telnet
     #: command: until then it must never receive one.
     sent_iac: bool = False
@@ -247,7 +251,10 @@ class Watched:
             if tag == "ROOM":
                 self.room_names.append(args[0])
             elif tag == "HISTORY":
-                assert parse_timestamp(args[1]) <= now, raw
+                # One order: stamps only go up (and may run ahead of the
+                # clock in a room busier than one message a millisecond).
+                assert self.last_stamp is None or args[1] > self.last_stamp, raw
+                self.last_stamp = args[1]
                 self._check_text(line, raw)
             return line
         end = {
@@ -255,6 +262,8 @@ class Watched:
             "INFO": ("help",),
             "HISTORY": ("history", room),
             "MEMBER": ("members", room),
+            "CONVERSATION": ("dms",),
+            "IGNORED": ("ignores",),
         }[kind]
         assert tag == "END" and args == end, f"{self.label}: {raw!r} inside a {kind} block"
         self.block = None
@@ -287,10 +296,22 @@ class Watched:
         elif tag == "INFO":
             self.block = ("INFO", None)
         elif tag == "HISTORY":
-            raise AssertionError(f"{self.label}: HISTORY outside a join: {raw!r}")
+            # A page of /history, of any room or conversation.
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self.block = ("HISTORY", args[0])
+            self.last_stamp = args[1]
+            self._check_text(line, raw)
+        elif tag in ("CONVERSATION", "IGNORED"):
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self.block = (tag, None)
+        elif tag == "DM":
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self._check_text(line, raw)
         elif tag == "END":
-            # An empty room list or history has no block lines before END.
-            assert args in (("rooms",), ("history", self.room)), f"{self.label}: stray {raw!r}"
+            # An empty list, history or page has no block lines before END.
+            assert args in (("rooms",), ("history", self.room), ("dms",), ("ignores",)) or (
+                args[0] == "history" and self.user is not None
+            ), f"{self.label}: stray {raw!r}"
         elif tag == "OK" and args[0] in ("login", "register"):
             assert self.user is None, f"{self.label}: logged in twice"
             self.user = args[1]
@@ -298,6 +319,7 @@ class Watched:
             assert self.user is not None, f"{self.label}: joined before login"
             self.room = args[1]
             self.block = ("HISTORY", args[1])
+            self.last_stamp = None
         elif tag == "OK" and args[0] == "leave":
             assert self.room == args[1], f"{self.label}: left {args[1]}, was in {self.room}"
             self.room = None
@@ -305,7 +327,13 @@ class Watched:
             self.bye = True
         elif tag in ("MSG", "JOIN", "PART"):
             assert args[0] == self.room, f"{self.label}: {raw!r} while in {self.room}"
-            assert args[1] == format_timestamp(now), f"{self.label}: stamp of {raw!r} at {now}"
+            if tag == "MSG":
+                # Now, or a millisecond after the room's last message.
+                assert args[1] >= format_timestamp(now), f"{self.label}: stamp of {raw!r} at {now}"
+                assert self.room_stamps.get(args[0], "") < args[1], f"{self.label}: {raw!r}"
+                self.room_stamps[args[0]] = args[1]
+            else:
+                assert args[1] == format_timestamp(now), f"{self.label}: stamp of {raw!r}"
             if tag != "MSG":
                 assert self.user is not None and args[2].lower() != self.user.lower(), (
                     f"{self.label}: own {tag} {raw!r}"

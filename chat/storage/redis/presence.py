@@ -7,7 +7,9 @@ processes and announces a JOIN (event C{J}) when the first process has it
 and a PART (C{P}) when the last one lets go.  Any process that finds
 another's heartbeat expired takes that process's pairs away
 (C{presence_heartbeat.lua}), so the members of a process that died vanish
-within seconds.
+within seconds.  The same record counts who is online at all, for
+private messages: a field C{@user} (room names have no C{@}), counted in
+the hash C{online} without events.
 """
 
 # test-case-name: tests.storage.test_redis_rooms
@@ -86,6 +88,17 @@ class RedisPresence:
 
     def left(self, room: str, user: str, timestamp: str) -> None:
         self._change(f"{room} {user}", -1, timestamp)
+
+    def online(self, user: str) -> None:
+        """
+        The first connection of C{user} (lower-case) on this process logged
+        in: counted in C{online}, for private messages, until it logs out
+        or this process's heartbeat stops.
+        """
+        self._change(f"@{user}", 1, "")
+
+    def offline(self, user: str) -> None:
+        self._change(f"@{user}", -1, "")
 
     def _joined(self, entry: Event) -> None:
         assert self.events is not None
