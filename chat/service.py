@@ -207,33 +207,35 @@ class ChatService(Service):
         accounts = self.accounts
         return name if accounts is None else accounts.spelling(name)
 
-    def logged_in(self, user: Member, unread: bool) -> Deferred[Unread] | None:
+    def logged_in(self, user: Member, unread: bool) -> Deferred[Unread | None]:
         """
         A connection logged in as C{user}: private messages reach it from
-        now on.
+        now on, held back until the caller has welcomed it (L{welcomed}),
+        so that they come after its login's lines.
 
-        @param unread: Whether to take what the user missed meanwhile: its
-            messages to the connection are held back until the caller has
-            shown them (L{unread_shown}), so they come first.
-        @return: What the user missed, if asked.
+        @param unread: Whether to take what the user missed meanwhile.
+        @return: A Deferred firing once the user counts as online on every
+            server, with what the user missed if asked (L{None} if not).
         """
         key = user.key
         found = self.users.get(key)
+        self._holding[user] = []
         if found is None:
             self.users[key] = user
-            self.direct.online(user.name)
-        elif isinstance(found, list):
-            found.append(user)
+            online = self.direct.online(user.name)
         else:
-            self.users[key] = [found, user]
+            if isinstance(found, list):
+                found.append(user)
+            else:
+                self.users[key] = [found, user]
+            online = succeed(None)
         if not unread:
-            return None
-        self._holding[user] = []
-        return self.direct.take_unread(user.name)
+            return online.addCallback(lambda _: None)
+        return online.addCallback(lambda _: self.direct.take_unread(user.name))
 
-    def unread_shown(self, user: Member) -> None:
+    def welcomed(self, user: Member) -> None:
         """
-        The user's missed messages are out: show what came meanwhile.
+        The user's login has been answered: show what came meanwhile.
         """
         held = self._holding.pop(user, None)
         if held and not user.mind.closing:

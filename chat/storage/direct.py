@@ -109,11 +109,18 @@ class IDirectMessages(Interface):
         backend's own C{start}, before the server listens.
         """
 
-    def online(user: str) -> None:
+    def online(user: str) -> Deferred[None]:
         """
         The first connection of C{user} on this server logged in: from now
         on, messages to C{user} are shown (C{to_recipient}) and not kept
         in its inbox.  Called before L{take_unread}.
+
+        @return: A Deferred that fires once every server counts C{user}
+            online (at once in one process; a round trip on Redis, or the
+            next heartbeat if Redis cannot be reached now): a login is
+            answered only then, so that a message sent to a user who has
+            seen its C{OK login} is shown, not kept for later.  It does
+            not fail.
         """
 
     def offline(user: str) -> None:

@@ -232,33 +232,41 @@ class LoginFlow:
         self.factory.throttle.succeeded("user:" + user.key)
         self.factory.service.outage.over()
         self._stop_login_timer()
+        # A new account has missed nothing.
+        welcome = self.factory.service.logged_in(user, unread=verb == "login")
+        welcome.addCallbacks(
+            self._welcome,
+            self._unread_failed,
+            callbackArgs=(user, verb),
+            errbackArgs=(user, verb),
+        )
+        welcome.addErrback(self._bug)
+
+    def _welcome(
+        self, unread: Unread | None, user: ChatUser, verb: str, unread_lost: bool = False
+    ) -> None:
+        """
+        Answer the login once the user counts as online everywhere: its
+        C{OK}, the room list, and what the user missed while away.
+        """
+        if self.closing:
+            return
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
         )
         self.send("OK", verb, user.name)
         self.do_rooms()
-        # A new account has missed nothing.
-        unread = self.factory.service.logged_in(user, unread=verb == "login")
-        if unread is None:
-            self.resumeProducing()
-            return
-        unread.addCallbacks(
-            self._unread, self._unread_failed, callbackArgs=(user,), errbackArgs=(user,)
-        )
-        unread.addErrback(self._bug)
-
-    def _unread(self, unread: Unread, user: ChatUser) -> None:
-        """
-        Show what the user missed while away, right after the room list.
-        """
-        if self.closing:
-            return
-        if unread.messages or unread.older:
+        if unread is not None and (unread.messages or unread.older):
             self.write(self.encoder.unread(user.key, unread.messages, unread.older))
-        self.factory.service.unread_shown(user)
+        if unread_lost:
+            self.error(
+                ErrorCode.UNAVAILABLE,
+                "cannot read your unread private messages right now; see /dms",
+            )
+        self.factory.service.welcomed(user)
         self.resumeProducing()
 
-    def _unread_failed(self, failure: Failure, user: ChatUser) -> None:
+    def _unread_failed(self, failure: Failure, user: ChatUser, verb: str) -> None:
         if self.closing:
             return
         if failure.check(StoreUnavailable):
@@ -267,11 +275,7 @@ class LoginFlow:
             )
         else:
             self.log.failure("Could not read {user}'s unread messages", failure, user=user.name)
-        self.error(
-            ErrorCode.UNAVAILABLE, "cannot read your unread private messages right now; see /dms"
-        )
-        self.factory.service.unread_shown(user)
-        self.resumeProducing()
+        self._welcome(None, user, verb, unread_lost=True)
 
     def _login_failed(self, failure: Failure, name: str) -> None:
         if self.closing:

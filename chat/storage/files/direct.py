@@ -197,8 +197,9 @@ class DirectFiles:
 
     # Presence
 
-    def online(self, user: str) -> None:
+    def online(self, user: str) -> Deferred[None]:
         self._online.add(user.lower())
+        return succeed(None)
 
     def offline(self, user: str) -> None:
         self._online.discard(user.lower())

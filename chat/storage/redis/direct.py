@@ -99,8 +99,8 @@ class RedisDirect:
         self.events = events
         return succeed(None)
 
-    def online(self, user: str) -> None:
-        self.presence.online(user.lower())
+    def online(self, user: str) -> Deferred[None]:
+        return self.presence.online(user.lower())
 
     def offline(self, user: str) -> None:
         self.presence.offline(user.lower())

@@ -20,7 +20,7 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -89,13 +89,17 @@ class RedisPresence:
     def left(self, room: str, user: str, timestamp: str) -> None:
         self._change(f"{room} {user}", -1, timestamp)
 
-    def online(self, user: str) -> None:
+    def online(self, user: str) -> Deferred[None]:
         """
         The first connection of C{user} (lower-case) on this process logged
         in: counted in C{online}, for private messages, until it logs out
         or this process's heartbeat stops.
+
+        @return: A Deferred that fires once Redis counts it (at once when
+            the whole record is to be written again at the next heartbeat).
         """
-        self._change(f"@{user}", 1, "")
+        d = self._change(f"@{user}", 1, "")
+        return d.addBoth(lambda _: None) if d is not None else succeed(None)
 
     def offline(self, user: str) -> None:
         self._change(f"@{user}", -1, "")
@@ -111,15 +115,19 @@ class RedisPresence:
     def _now(self) -> str:
         return format_timestamp(self.connection.reactor.seconds())
 
-    def _change(self, field: str, delta: int, timestamp: str) -> None:
+    def _change(self, field: str, delta: int, timestamp: str) -> Deferred[None] | None:
+        """
+        @return: The Deferred of the script that records the change, or
+            L{None} when the next heartbeat writes the whole record.
+        """
         if delta > 0:
             self._held[field] = None
         else:
             self._held.pop(field, None)
         if self._resync:
-            return
+            return None
         d = self.connection.call(self._move, self.process_id, field, delta, timestamp)
-        d.addErrback(self._failed)
+        return d.addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> None:
         # The next heartbeat writes the whole record again.
