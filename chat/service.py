@@ -89,9 +89,14 @@ class ChatService(Service):
         self.room_quota = Quota(clock, rooms_per_hour)
         self.accounts = accounts
         self.users: dict[str, Member | list[Member]] = {}
-        #: Private messages for connections whose unread messages are being
-        #: read: written after those, in the order they came.
+        #: Private messages for connections whose login is being answered:
+        #: written after it, in the order they came.
         self._holding: dict[Member, list[DirectMessage]] = {}
+        #: Private messages said this turn, stored together at its end, and
+        #: what is to be written to each connection: one write per turn.
+        self._direct_pending: list[tuple[Member, str, str, str]] = []
+        self._direct_out: dict[Mind, list[bytes]] = {}
+        self._flushing = False
 
     def startService(self) -> None:
         super().startService()
@@ -183,12 +188,23 @@ class ChatService(Service):
         found = self.users.get(key)
         if found is None:
             return
+        out = self._direct_out
+        if not out and self._flush_call is None and not self._flushing:
+            # Shown from another process's event (Redis): at the end of the
+            # turn, with whatever else comes for the same connections.
+            self._flush_call = self.clock.callLater(0, self.flush)
         for member in found if isinstance(found, list) else (found,):
             held = self._holding.get(member) if self._holding else None
             if held is not None:
                 held.append(message)
+                continue
+            mind = member.mind
+            data = mind.encoder.direct(member.key, message)
+            chunks = out.get(mind)
+            if chunks is None:
+                out[mind] = [data]
             else:
-                member.mind.deliver(member.mind.encoder.direct(member.key, message))
+                chunks.append(data)
 
     # Users
 
@@ -268,9 +284,35 @@ class ChatService(Service):
         """
         if user.room is not None:
             self.flush_room(user.room)
+        if not self._direct_pending and self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
         stamp = format_timestamp(self.clock.seconds())
-        d = self.direct.send(user.name, recipient, stamp, text)
-        d.addCallbacks(self._stored, self._direct_not_stored, errbackArgs=(user,))
+        self._direct_pending.append((user, recipient, stamp, text))
+
+    def flush_direct(self) -> None:
+        """
+        Store and show the private messages said since the last flush,
+        and write what each connection is to be shown of them: a turn's
+        messages cost one write per conversation file and one per
+        connection, as a room's do.
+        """
+        self._flushing = True
+        try:
+            pending = self._direct_pending
+            if pending:
+                self._direct_pending = []
+                batch = [
+                    (user.name, recipient, stamp, text) for user, recipient, stamp, text in pending
+                ]
+                for (user, *_), d in zip(pending, self.direct.send_batch(batch), strict=True):
+                    d.addCallbacks(self._stored, self._direct_not_stored, errbackArgs=(user,))
+        finally:
+            self._flushing = False
+        out = self._direct_out
+        if out:
+            self._direct_out = {}
+            for mind, chunks in out.items():
+                mind.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _direct_not_stored(self, failure: Failure, user: Member) -> None:
         if failure.check(StoreUnavailable):
@@ -407,6 +449,8 @@ class ChatService(Service):
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
+        if self._direct_pending or self._direct_out:
+            self.flush_direct()
         dirty, self._dirty = self._dirty, []
         for room in dirty:
             self.flush_room(room)

@@ -6,7 +6,9 @@ in-memory server on the file store.
 
 from __future__ import annotations
 
+import os
 from typing import Any
+from unittest import mock
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
@@ -124,6 +126,33 @@ class MessageTests(_Case):
         lines = bob.take()
         self.assertEqual([line.split()[0] for line in lines], ["MSG", "DM"])
         self.assertEqual(texts(carol.take()), ["said first"])
+
+    def test_a_turns_messages_cost_one_write_per_file_and_per_connection(self) -> None:
+        alice = self.chat.user("alice")
+        bob = self.chat.user("bob")
+        carol = self.chat.user("carol")
+        writes: list[int] = []
+        delivered: list[bytes] = []
+        real_write = os.write
+        real_deliver = bob.protocol.deliver
+
+        def counted_write(fd: int, data: Any) -> int:
+            writes.append(fd)
+            return real_write(fd, data)
+
+        def counted_deliver(data: bytes) -> None:
+            delivered.append(data)
+            real_deliver(data)
+
+        bob.protocol.deliver = counted_deliver  # type: ignore[method-assign]
+        with mock.patch("os.write", counted_write):
+            alice.send("/msg bob one", "/msg bob two")
+            carol.send("/msg bob three")
+            self.chat.clock.advance(0)
+        # Two copies of two conversations; bob's three lines in one write.
+        self.assertEqual(len(writes), 4)
+        self.assertEqual(len(delivered), 1)
+        self.assertEqual(texts(bob.take()), ["one", "two", "three"])
 
     def test_messages_in_one_conversation_have_distinct_stamps(self) -> None:
         alice = self.chat.user("alice")

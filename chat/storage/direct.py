@@ -23,6 +23,7 @@ L{chat.storage.redis.direct}.  Contract: L{tests.storage.test_direct}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from twisted.internet.defer import Deferred
@@ -140,6 +141,16 @@ class IDirectMessages(Interface):
         @return: A Deferred that fires once the message is durable, or
             fails with L{chat.storage.common.StoreUnavailable}: then nothing
             is stored or shown.
+        """
+
+    def send_batch(batch: Sequence[tuple[str, str, str, str]]) -> list[Deferred[None]]:
+        """
+        L{send} each C{(sender, recipient, timestamp, text)} of a turn, in
+        order: the server sends a turn's messages together so that a
+        backend can store them with fewer writes (files: one per copy of
+        each conversation).
+
+        @return: One Deferred per message, as L{send} returns.
         """
 
     def take_unread(user: str) -> Deferred[Unread]:

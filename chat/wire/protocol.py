@@ -295,9 +295,12 @@ class ChatProtocol(LineReceiver, LoginFlow):
         """
         user = self.user
         if user is not None:
+            service = self.factory.service
             room = user.room
             if room is not None and room.pending:
-                self.factory.service.flush_room(room)
+                service.flush_room(room)
+            # And this turn's private messages, said before this line.
+            service.flush_direct()
         self.deliver(data)
 
     def deliver(self, data: bytes) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -255,48 +255,109 @@ class DirectFiles:
         return fd, copy
 
     def send(self, sender: str, recipient: str, timestamp: str, text: str) -> Deferred[None]:
-        s, r = sender.lower(), recipient.lower()
-        ignored = s != r and s in self._ignores.get(r, ())
-        delivered = s != r and not ignored
+        return self.send_batch([(sender, recipient, timestamp, text)])[0]
+
+    def send_batch(self, batch: Sequence[tuple[str, str, str, str]]) -> list[Deferred[None]]:
+        """
+        Store a turn's private messages with one C{write(2)} per copy of
+        each conversation they belong to, then show them in order: the
+        writes, not the Python around them, are what a message costs.
+        All of them are stored, or none.
+        """
+        online = self._online
+        ignores = self._ignores
+        #: Per copy: what is known of it, and what to add.  Descriptors are
+        #: looked up again when written: opening one copy may close another.
+        copies: dict[tuple[str, str], tuple[_Copy, list[bytes]]] = {}
+        lasts: dict[tuple[str, str], str | None] = {}
+        pending: dict[tuple[str, str], int] = {}
+        stored: list[tuple[DirectMessage, bool]] = []
+        marks: list[tuple[str, str, int]] = []
+
+        def copy_of(owner: str, partner: str, keep: Hashable = None) -> tuple[_Copy, list[bytes]]:
+            found = copies.get((owner, partner))
+            if found is None:
+                _, copy = self._open(owner, partner, keep)
+                found = copies[(owner, partner)] = (copy, [])
+                lasts[(owner, partner)] = copy.last
+                pending[(owner, partner)] = 0
+            return found
+
         try:
-            mine, copy = self._open(s, r)
-            theirs, other = self._open(r, s, ("dm", s, r)) if delivered else (mine, copy)
+            for sender, recipient, timestamp, text in batch:
+                s, r = sender.lower(), recipient.lower()
+                delivered = s != r and s not in ignores.get(r, ())
+                _, mine = copy_of(s, r)
+                last = lasts[(s, r)]
+                if delivered:
+                    other_copy, theirs = copy_of(r, s, ("dm", s, r))
+                    other = lasts[(r, s)]
+                    if other is not None and (last is None or other > last):
+                        last = other
+                stamp = stamp_after(timestamp, last)
+                data = f"{stamp} {sender} {text}\n".encode()
+                mine.append(data)
+                lasts[(s, r)] = stamp
+                pending[(s, r)] += len(data)
+                shown = delivered and r in online
+                if delivered:
+                    if not shown and s not in self._unread.get(r, ()):
+                        # Where this message starts in the recipient's copy.
+                        marks.append((r, s, other_copy.size + pending[(r, s)]))
+                    theirs.append(data)
+                    lasts[(r, s)] = stamp
+                    pending[(r, s)] += len(data)
+                stored.append((DirectMessage(stamp, sender, recipient, text), shown))
         except OSError as e:
-            return self._unavailable("cannot open a conversation file", e)
-        last = copy.last
-        if other.last is not None and (last is None or other.last > last):
-            last = other.last
-        stamp = stamp_after(timestamp, last)
-        data = f"{stamp} {sender} {text}\n".encode()
-        # The sender's copy, then the recipient's: either both or neither.
-        error = self._write(mine, copy, data)
-        if error is None and delivered:
-            error = self._write(theirs, other, data)
+            return [self._unavailable("cannot open a conversation file", e)] * len(batch)
+        written: list[tuple[str, str]] = []
+        error: OSError | None = None
+        for key, (copy, chunks) in copies.items():
+            try:
+                fd, _ = self._open(*key)
+            except OSError as e:
+                error = e
+                break
+            error = self._write(fd, copy, b"".join(chunks))
             if error is not None:
-                _undo(mine, copy.size)
-        shown = delivered and r in self._online
-        if error is None and delivered and not shown:
-            error = self._mark_unread(r, s, other.size)
-            if error is not None:
-                _undo(theirs, other.size)
-                _undo(mine, copy.size)
+                break
+            written.append(key)
+        marked: list[tuple[str, str]] = []
+        if error is None:
+            for owner, partner, start in marks:
+                if partner in self._unread.get(owner, ()):
+                    continue
+                error = self._mark_unread(owner, partner, start)
+                if error is not None:
+                    break
+                marked.append((owner, partner))
         if error is not None:
-            return self._unavailable("cannot write a private message", error)
-        end = len(data)
-        copy.size += end
-        copy.last = stamp
+            for key in written:
+                try:
+                    fd, _ = self._open(*key)
+                except OSError:
+                    continue
+                _undo(fd, copies[key][0].size)
+            for owner, partner in marked:
+                self._unread[owner].pop(partner, None)
+            return [self._unavailable("cannot write a private message", error)] * len(batch)
         dirty = self._dirty
-        dirty.add((s, r))
-        if delivered:
-            other.size += end
-            other.last = stamp
-            dirty.add((r, s))
-            if not shown:
-                ranges = self._unread[r]
-                ranges[s] = _Range(ranges[s].start, other.size)
-        assert self.events is not None
-        self.events.direct_stored(DirectMessage(stamp, sender, recipient, text), shown)
-        return succeed(None)
+        for key, (copy, _) in copies.items():
+            copy.size += pending[key]
+            copy.last = lasts[key]
+            dirty.add(key)
+        unread = self._unread
+        for message, shown in stored:
+            if not shown and message.sender.lower() != message.recipient.lower():
+                r, s = message.recipient.lower(), message.sender.lower()
+                if s not in ignores.get(r, ()):
+                    ranges = unread[r]
+                    ranges[s] = _Range(ranges[s].start, copies[(r, s)][0].size)
+        events = self.events
+        assert events is not None
+        for message, shown in stored:
+            events.direct_stored(message, shown)
+        return [succeed(None) for _ in stored]
 
     def _write(self, fd: int, copy: _Copy, data: bytes) -> OSError | None:
         """

@@ -23,6 +23,7 @@ stream from its end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -110,6 +111,11 @@ class RedisDirect:
             self._send, sender, recipient, timestamp, text, self.inbox_cap, self.history_cap
         )
         return d.addCallback(lambda _: None)
+
+    def send_batch(self, batch: Sequence[tuple[str, str, str, str]]) -> list[Deferred[None]]:
+        # One script each, pipelined on the one connection: no fewer writes
+        # to gain.
+        return [self.send(*message) for message in batch]
 
     def take_unread(self, user: str) -> Deferred[Unread]:
         d = self.connection.call(self._unread, user.lower(), self.unread_shown)
