@@ -4,8 +4,12 @@ Benchmark chatroom side by side with the C IRC server ngircd.
     python -m bench                      # every scenario, chatroom and ngircd, 3 repetitions
     python -m bench --servers chatroom --scenarios fanout_1x100 --reps 1
     python -m bench --smoke              # tiny sizes, chatroom only: does the harness work?
+    python -m bench --servers chatroom,ngircd --scenarios fanout_1x100 dm_50 --reps 1
 
-Every measurement gets a freshly started server; the load comes from the
+Scenarios: fan-out in rooms (fanout_*), latency at a fixed rate (latency_*),
+memory per idle connection, logins (connect_c8, storm) and private messages
+between 50 pairs of users (dm_50), whose messages/s the last table puts next
+to fan-out's.  Every measurement gets a freshly started server; the load comes from the
 shared load generator in bench/loadgen (its native engine, which needs
 cargo, unless --engine python).  Results are appended as JSON lines to a
 file in a new temporary directory, then printed as tables (medians, with
@@ -45,6 +49,7 @@ SCENARIOS = {
     "--duration 10 --drain 5",
     "memory_10000": "memory --conns 10000 --rooms 100 --settle 3 --setup-timeout 150 --quickack",
     "connect_c8": "connect --concurrency 8 --duration 10 --count 50000",
+    "dm_50": "dm --pairs 50 --window 8 --warmup 3 --duration 10",
 }
 SMOKE = {
     "fanout_1x100": "fanout --rooms 1 --members 10 --senders 2 --window 2 --warmup 0.5 "
@@ -53,6 +58,7 @@ SMOKE = {
     "--duration 1 --drain 1",
     "memory_10000": "memory --conns 50 --rooms 2 --settle 0.5",
     "connect_c8": "connect --concurrency 2 --duration 1 --count 50",
+    "dm_50": "dm --pairs 5 --window 2 --warmup 0.5 --duration 1",
 }
 #: The login storm: a room chatting at 500 messages/s, alone and then while
 #: 200 logins at bcrypt cost 12 are in flight.
@@ -233,8 +239,12 @@ def run(args: argparse.Namespace) -> Path:
     results = work / "results.jsonl"
     scenarios = SMOKE if args.smoke else SCENARIOS
     chosen = args.scenarios or list(scenarios) + ([] if args.smoke else ["storm"])
-    servers = [s for s in args.servers if s != "ngircd" or shutil.which("ngircd")]
-    if len(servers) < len(args.servers):
+    wanted = [s for arg in args.servers for s in arg.split(",") if s]
+    unknown = sorted(set(wanted) - set(SERVERS))
+    if unknown:
+        raise SystemExit(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
+    servers = [s for s in wanted if s != "ngircd" or shutil.which("ngircd")]
+    if len(servers) < len(wanted):
         print("ngircd is not installed: measuring chatroom alone", file=sys.stderr)
     print(f"results: {results}", file=sys.stderr)
     for scenario in chosen:
@@ -251,7 +261,10 @@ def run(args: argparse.Namespace) -> Path:
                         server, port, pid, scenarios[scenario], label, results, args.engine
                     ).wait()
                     if server == "chatroom":
-                        check_history(data, results, label)
+                        if scenarios[scenario].startswith("dm "):
+                            check_direct(data, results, label)
+                        else:
+                            check_history(data, results, label)
     subprocess.run([sys.executable, str(REPORT), str(results)], check=False)
     return results
 
@@ -306,13 +319,41 @@ def check_history(data: Path, results: Path, label: str) -> None:
         )
 
 
+def check_direct(data: Path, results: Path, label: str) -> None:
+    """
+    Every private message a recipient received is on disk: count the lines
+    of the conversations' files against what the recipients saw.  Each
+    message is in both parties' copies, so each counts at least once.  A
+    run that received nothing, lost, misrouted or missed an own copy fails
+    the check too.
+    """
+    lines = sum(len(path.read_bytes().splitlines()) for path in (data / "dms").rglob("*.log"))
+    last = json.loads(results.read_text().splitlines()[-1])
+    if last.get("label") != label:
+        last = {}
+    received = last.get("received", 0)
+    faults = {key: last.get(key) for key in ("copies_lost", "own_copies_missing", "misrouted")}
+    good = received > 0 and lines >= received and not any(faults.values())
+    print(
+        f"  private messages: {lines} lines on disk, >= {received} received, "
+        f"{faults['copies_lost']} lost, {faults['own_copies_missing']} own copies missing, "
+        f"{faults['misrouted']} misrouted: {'ok' if good else 'MISSING'}",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--servers", nargs="+", default=["chatroom", "ngircd"])
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=["chatroom", "ngircd"],
+        help="chatroom, ngircd (separated by spaces or commas)",
+    )
     parser.add_argument("--scenarios", nargs="+", choices=[*SCENARIOS, "storm"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--engine", choices=["native", "python"], default="native")

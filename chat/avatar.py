@@ -22,9 +22,13 @@ from zope.interface import implementer
 
 from chat.errors import ChatError, ErrorCode
 from chat.guard import has_visible, minutes
-from chat.interfaces import IChatUser, NameTaken
+from chat.interfaces import IChatUser, NameTaken, StoreUnavailable
+from chat.message import Message
 from chat.rooms import Mind, Room
 from chat.service import ChatService
+
+#: How many users one account may ignore.
+MAX_IGNORES = 1000
 
 __all__ = ["ChatRealm", "ChatUser"]
 
@@ -137,12 +141,119 @@ class ChatUser:
         """
         return self.service.room_list()
 
+    def message(self, name: str, text: str) -> None:
+        """
+        Send a private message (C{text} cleaned by the front door); the
+        sender's own copy, on each of its connections, is the answer.
+        """
+        recipient = self._user(name)
+        if not has_visible(text):
+            raise ChatError(ErrorCode.BAD_SYNTAX, f"nothing to send; usage: /msg {name} <text>")
+        self.service.send_direct(self, recipient, text)
+
+    def conversations(self) -> Deferred[list[tuple[str, str]]]:
+        """
+        Whom the user has talked with in private, and when last, the most
+        recent first; names as registered.
+        """
+        service = self.service
+
+        def spelled(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            return [(service.spelling(name) or name, stamp) for name, stamp in rows]
+
+        d = service.direct.conversations(self.name)
+        return d.addCallbacks(spelled, _unavailable)
+
+    def history(self, target: str, before: str, count: int) -> Deferred[tuple[str, list[Message]]]:
+        """
+        A page of a room's history (C{target} its name) or of the user's
+        conversation with another (C{@name}), older than C{before} (the
+        newest when empty).
+
+        @return: A Deferred firing with what the page is called in its
+            lines (the room's name, or C{@name}, as registered) and its
+            messages, oldest first.
+        @raise ChatError: At once, for a room or a user that does not exist.
+        """
+        direct = self.service.direct
+        if target.startswith("@"):
+            partner = self._user(target[1:])
+            d = direct.history(self.name, partner, before or None, count)
+            label = "@" + partner
+        else:
+            room = self.service.find(target)
+            if room is None:
+                raise ChatError(
+                    ErrorCode.NO_SUCH_ROOM, f"no room named {target}; /rooms lists them"
+                )
+            # What was said this turn is stored before the page is read.
+            self.service.flush_room(room)
+            d = direct.room_history(room.name, before or None, count)
+            label = room.name
+        return d.addCallbacks(lambda page: (label, page), _unavailable)
+
+    def ignore(self, name: str) -> Deferred[str]:
+        """
+        Stop receiving C{name}'s private messages.
+
+        @return: A Deferred firing with the name as registered.
+        """
+        other = self._user(name)
+
+        def done(added: bool) -> str:
+            if not added:
+                raise ChatError(
+                    ErrorCode.RATE_LIMITED,
+                    f"you ignore {MAX_IGNORES} users, the limit; /unignore some first",
+                )
+            return other
+
+        d = self.service.direct.ignore(self.name, other, MAX_IGNORES)
+        return d.addCallbacks(done, _unavailable)
+
+    def unignore(self, name: str) -> Deferred[str]:
+        other = self._user(name)
+        d = self.service.direct.unignore(self.name, other)
+        return d.addCallbacks(lambda _: other, _unavailable)
+
+    def ignored(self) -> Deferred[list[str]]:
+        """
+        Whom the user ignores, as registered, sorted.
+        """
+        service = self.service
+
+        def spelled(names: list[str]) -> list[str]:
+            return sorted((service.spelling(name) or name for name in names), key=str.lower)
+
+        return service.direct.ignored(self.name).addCallbacks(spelled, _unavailable)
+
+    def _user(self, name: str) -> str:
+        """
+        A user's name as registered.
+
+        @raise ChatError: There is no such account.
+        """
+        spelled = self.service.spelling(name)
+        if spelled is None:
+            raise ChatError(ErrorCode.NO_SUCH_USER, f"no user named {name}")
+        return spelled
+
     def logout(self) -> None:
         """
         Leave the current room, telling its members; the realm's logout.
         """
         if self.room is not None:
             self.service.leave(self)
+        self.service.logged_out(self)
+
+
+def _unavailable(failure: Failure) -> Any:
+    """
+    A store that cannot answer, in the words a client is told.
+    """
+    if failure.check(StoreUnavailable):
+        raise ChatError(ErrorCode.UNAVAILABLE, "cannot read or store that right now; try again")
+    return failure
 
 
 @implementer(IRealm)

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 from chat.errors import ChatError, ErrorCode
+from chat.message import parse_timestamp
 
 __all__ = [
     "COMMANDS",
+    "DEFAULT_PAGE",
     "MAX_LINE_BYTES",
+    "MAX_PAGE",
     "MAX_PASSWORD",
     "MIN_PASSWORD",
     "NAME_RE",
@@ -61,6 +64,12 @@ class Verb(Enum):
     JOIN = "join"
     LEAVE = "leave"
     WHO = "who"
+    MSG = "msg"
+    DMS = "dms"
+    HISTORY = "history"
+    IGNORE = "ignore"
+    UNIGNORE = "unignore"
+    IGNORES = "ignores"
     HELP = "help"
     QUIT = "quit"
     SAY = "say"
@@ -106,6 +115,7 @@ class CommandSpec:
     @ivar rest: Whether the last argument is the rest of the line, spaces
         and all (a password).
     @ivar ok: Whether success is answered C{OK <verb> <name>}.
+    @ivar optional: The names of arguments that may follow C{args}.
     """
 
     verb: Verb
@@ -115,6 +125,7 @@ class CommandSpec:
     refused: str = LOG_IN_FIRST
     rest: bool = False
     ok: bool = False
+    optional: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -128,7 +139,13 @@ class CommandSpec:
         """
         How it is typed, e.g. C{/join <room>}.
         """
-        return " ".join([f"/{self.name}", *(f"<{arg}>" for arg in self.args)])
+        return " ".join(
+            [
+                f"/{self.name}",
+                *(f"<{arg}>" for arg in self.args),
+                *(f"[<{arg}>]" for arg in self.optional),
+            ]
+        )
 
 
 #: Every verb, in the order C{/help} lists them.
@@ -179,6 +196,32 @@ TABLE: dict[Verb, CommandSpec] = {
         CommandSpec(
             Verb.WHO, (), _IN_ROOM, "list the members of your room", "/who works only in a room"
         ),
+        CommandSpec(
+            Verb.MSG,
+            ("user", "text"),
+            _LOGGED_IN,
+            "send a private message, delivered later if they are away",
+            rest=True,
+        ),
+        CommandSpec(Verb.DMS, (), _LOGGED_IN, "list your private conversations, latest first"),
+        CommandSpec(
+            Verb.HISTORY,
+            ("room|@user",),
+            _LOGGED_IN,
+            "older messages of a room or a conversation",
+            optional=("before-ts", "count"),
+        ),
+        CommandSpec(
+            Verb.IGNORE,
+            ("user",),
+            _LOGGED_IN,
+            "stop receiving someone's private messages",
+            ok=True,
+        ),
+        CommandSpec(
+            Verb.UNIGNORE, ("user",), _LOGGED_IN, "receive their private messages again", ok=True
+        ),
+        CommandSpec(Verb.IGNORES, (), _LOGGED_IN, "list whom you ignore"),
         CommandSpec(Verb.HELP, (), _ANY, "this list"),
         CommandSpec(Verb.QUIT, (), _ANY, "disconnect (or type exit)"),
         CommandSpec(Verb.SAY, ("text",), _IN_ROOM, "", "you are not in a room: /join <room> first"),
@@ -281,6 +324,8 @@ def parse_args(verb: Verb, rest: str) -> tuple[str, ...]:
     """
     if verb is Verb.SAY:
         return (rest,)
+    if verb is Verb.HISTORY:
+        return _history_args(rest)
     spec = TABLE[verb]
     arity = len(spec.args)
     if spec.rest:
@@ -297,6 +342,57 @@ def parse_args(verb: Verb, rest: str) -> tuple[str, ...]:
     if arity and not valid_name(args[0]):
         raise CommandError(ErrorCode.BAD_NAME, "names are 1 to 32 of A-Z a-z 0-9 _ -")
     return args
+
+
+#: How many messages one C{/history} page may hold, and holds by default.
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+
+
+def _history_args(rest: str) -> tuple[str, ...]:
+    """
+    C{<room>|@<user> [<before-ts>] [<count>]}, either optional argument
+    left out or both, in either order: a timestamp is the one, a number
+    the other.
+
+    @return: The target (C{@} kept), the stamp (C{""} for none) and the
+        count, as text.
+    """
+    usage = f"usage: {TABLE[Verb.HISTORY].usage}"
+    words = rest.split()
+    if not 1 <= len(words) <= 3:
+        raise CommandError(ErrorCode.BAD_SYNTAX, usage)
+    target, *more = words
+    before = ""
+    count = ""
+    for word in more:
+        if word.isascii() and word.isdigit() and not count:
+            if not 1 <= int(word) <= MAX_PAGE:
+                raise CommandError(
+                    ErrorCode.BAD_SYNTAX, f"a page holds 1 to {MAX_PAGE} messages; {usage}"
+                )
+            count = str(int(word))
+        elif _STAMP.match(word) and not before and _is_stamp(word):
+            before = word
+        else:
+            raise CommandError(
+                ErrorCode.BAD_SYNTAX,
+                f"{word[:40]} is not a timestamp like 2026-12-02T14:02:05.123Z"
+                f" nor a count; {usage}",
+            )
+    name = target[1:] if target.startswith("@") else target
+    if not valid_name(name):
+        raise CommandError(ErrorCode.BAD_NAME, "names are 1 to 32 of A-Z a-z 0-9 _ -")
+    return target, before, count or str(DEFAULT_PAGE)
+
+
+def _is_stamp(word: str) -> bool:
+    try:
+        parse_timestamp(word)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_bare(line: str, in_auth: bool, in_lobby: bool) -> Command:

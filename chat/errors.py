@@ -30,6 +30,7 @@ class ErrorCode(enum.Enum):
     BAD_NAME = "bad-name"
     WEAK_PASSWORD = "weak-password"
     NO_SUCH_ROOM = "no-such-room"
+    NO_SUCH_USER = "no-such-user"
     ROOM_EXISTS = "room-exists"
     LINE_TOO_LONG = "line-too-long"
     BAD_ENCODING = "bad-encoding"

@@ -22,6 +22,7 @@ from chat.errors import ErrorCode
 from chat.message import Message
 from chat.storage.accounts import IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
+from chat.storage.direct import DirectMessage
 from chat.storage.files.rooms import IChatStore
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
@@ -108,6 +109,12 @@ class IEventEncoder(Interface):
     def parted(room: str, timestamp: str, user: str) -> bytes:
         """
         A user left the room.
+        """
+
+    def direct(viewer: str, message: DirectMessage) -> bytes:
+        """
+        A private message, as the user whose lower-case name is C{viewer}
+        (its sender, its recipient, or both) sees it.
         """
 
 

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred
 
 from chat.errors import ErrorCode
 from chat.message import Message
+from chat.storage.direct import DirectMessage
 
 __all__ = ["Encoder", "Member", "Mind", "Room", "RoomListing"]
 
@@ -40,6 +41,8 @@ class Encoder(Protocol):
     def joined(self, room: str, timestamp: str, user: str) -> bytes: ...
 
     def parted(self, room: str, timestamp: str, user: str) -> bytes: ...
+
+    def direct(self, viewer: str, message: DirectMessage) -> bytes: ...
 
 
 class Mind(Protocol):

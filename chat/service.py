@@ -25,15 +25,16 @@ from zope.interface import implementer
 
 from chat.errors import ErrorCode
 from chat.guard import Quota
-from chat.interfaces import IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
+from chat.interfaces import IAccountStore, IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
 from chat.message import Message, format_timestamp
 from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
+from chat.storage.direct import DirectMessage, IDirectEvents, IDirectMessages, Unread
 
 __all__ = ["ChatService"]
 
 
-@implementer(IRoomEvents)
+@implementer(IRoomEvents, IDirectEvents)
 class ChatService(Service):
     """
     Holds the rooms and the connections, and keeps the backend in step.
@@ -42,6 +43,11 @@ class ChatService(Service):
     @ivar started: Whether C{ready} has fired: until then connections are
         answered C{ERR unavailable}.
     @ivar outage: Says when the store is unavailable, once per outage.
+    @ivar accounts: Where names are spelled as registered, and known to
+        exist; L{None} with an C{--auth} checker that cannot list accounts
+        (then every well-formed name is taken to be a user's).
+    @ivar users: The logged-in connections of this server by lower-case
+        name: one avatar, or a list when a user has several.
     """
 
     log = Logger()
@@ -53,6 +59,7 @@ class ChatService(Service):
         history: int = 50,
         max_rooms: int = 0,
         rooms_per_hour: int = 0,
+        accounts: IAccountStore | None = None,
     ) -> None:
         """
         @param backend: Where the rooms live: on files, a
@@ -80,6 +87,16 @@ class ChatService(Service):
         #: user (by lower-case name) created in the last hour.
         self.max_rooms = max_rooms
         self.room_quota = Quota(clock, rooms_per_hour)
+        self.accounts = accounts
+        self.users: dict[str, Member | list[Member]] = {}
+        #: Private messages for connections whose login is being answered:
+        #: written after it, in the order they came.
+        self._holding: dict[Member, list[DirectMessage]] = {}
+        #: Private messages said this turn, stored together at its end, and
+        #: what is to be written to each connection: one write per turn.
+        self._direct_pending: list[tuple[Member, str, str, str]] = []
+        self._direct_out: dict[Mind, list[bytes]] = {}
+        self._flushing = False
 
     def startService(self) -> None:
         super().startService()
@@ -155,6 +172,156 @@ class ChatService(Service):
             self._changed(target)
             name = target.name
             target.broadcast(lambda encoder: encoder.parted(name, timestamp, user), skip=key)
+
+    def direct_stored(self, message: DirectMessage, to_recipient: bool) -> None:
+        sender = message.sender.lower()
+        recipient = message.recipient.lower()
+        self._show(sender, message)
+        if to_recipient and recipient != sender:
+            self._show(recipient, message)
+
+    def _show(self, key: str, message: DirectMessage) -> None:
+        """
+        Write a private message to every connection here of the user whose
+        lower-case name is C{key}.
+        """
+        found = self.users.get(key)
+        if found is None:
+            return
+        out = self._direct_out
+        if not out and self._flush_call is None and not self._flushing:
+            # Shown from another process's event (Redis): at the end of the
+            # turn, with whatever else comes for the same connections.
+            self._flush_call = self.clock.callLater(0, self.flush)
+        for member in found if isinstance(found, list) else (found,):
+            held = self._holding.get(member) if self._holding else None
+            if held is not None:
+                held.append(message)
+                continue
+            mind = member.mind
+            data = mind.encoder.direct(member.key, message)
+            chunks = out.get(mind)
+            if chunks is None:
+                out[mind] = [data]
+            else:
+                chunks.append(data)
+
+    # Users
+
+    @property
+    def direct(self) -> IDirectMessages:
+        """
+        The backend's private messages.
+        """
+        return self.backend.direct  # type: ignore[attr-defined,no-any-return]
+
+    def spelling(self, name: str) -> str | None:
+        """
+        A user's name as registered, or L{None} when there is no such
+        account.
+        """
+        accounts = self.accounts
+        return name if accounts is None else accounts.spelling(name)
+
+    def logged_in(self, user: Member, unread: bool) -> Deferred[Unread | None]:
+        """
+        A connection logged in as C{user}: private messages reach it from
+        now on, held back until the caller has welcomed it (L{welcomed}),
+        so that they come after its login's lines.
+
+        @param unread: Whether to take what the user missed meanwhile.
+        @return: A Deferred firing once the user counts as online on every
+            server, with what the user missed if asked (L{None} if not).
+        """
+        key = user.key
+        found = self.users.get(key)
+        self._holding[user] = []
+        if found is None:
+            self.users[key] = user
+            online = self.direct.online(user.name)
+        else:
+            if isinstance(found, list):
+                found.append(user)
+            else:
+                self.users[key] = [found, user]
+            online = succeed(None)
+        if not unread:
+            return online.addCallback(lambda _: None)
+        return online.addCallback(lambda _: self.direct.take_unread(user.name))
+
+    def welcomed(self, user: Member) -> None:
+        """
+        The user's login has been answered: show what came meanwhile.
+        """
+        held = self._holding.pop(user, None)
+        if held and not user.mind.closing:
+            encoder = user.mind.encoder
+            user.mind.deliver(b"".join([encoder.direct(user.key, m) for m in held]))
+
+    def logged_out(self, user: Member) -> None:
+        """
+        A connection logged out (or is gone); nothing happens if it had
+        not logged in.
+        """
+        self._holding.pop(user, None)
+        key = user.key
+        found = self.users.get(key)
+        if found is user:
+            del self.users[key]
+            self.direct.offline(user.name)
+        elif isinstance(found, list) and user in found:
+            found.remove(user)
+            if len(found) == 1:
+                self.users[key] = found[0]
+
+    def send_direct(self, user: Member, recipient: str, text: str) -> None:
+        """
+        Store and show a private message; the sender's connections are
+        told if it cannot be stored.
+
+        Whatever the sender said in its room this turn goes first, so that
+        everyone sees the sender's lines in the order they were written.
+        """
+        if user.room is not None:
+            self.flush_room(user.room)
+        if not self._direct_pending and self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
+        stamp = format_timestamp(self.clock.seconds())
+        self._direct_pending.append((user, recipient, stamp, text))
+
+    def flush_direct(self) -> None:
+        """
+        Store and show the private messages said since the last flush,
+        and write what each connection is to be shown of them: a turn's
+        messages cost one write per conversation file and one per
+        connection, as a room's do.
+        """
+        self._flushing = True
+        try:
+            pending = self._direct_pending
+            if pending:
+                self._direct_pending = []
+                batch = [
+                    (user.name, recipient, stamp, text) for user, recipient, stamp, text in pending
+                ]
+                for (user, *_), d in zip(pending, self.direct.send_batch(batch), strict=True):
+                    d.addCallbacks(self._stored, self._direct_not_stored, errbackArgs=(user,))
+        finally:
+            self._flushing = False
+        out = self._direct_out
+        if out:
+            self._direct_out = {}
+            for mind, chunks in out.items():
+                mind.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _direct_not_stored(self, failure: Failure, user: Member) -> None:
+        if failure.check(StoreUnavailable):
+            self.outage.refuse(
+                "private messages", 1, failure.value, action="store messages", who="senders"
+            )
+        else:
+            self.log.failure("Could not store a private message", failure)
+        user.mind.error(ErrorCode.UNAVAILABLE, "cannot store messages right now; not sent")
 
     # Rooms
 
@@ -282,6 +449,8 @@ class ChatService(Service):
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
+        if self._direct_pending or self._direct_out:
+            self.flush_direct()
         dirty, self._dirty = self._dirty, []
         for room in dirty:
             self.flush_room(room)

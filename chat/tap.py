@@ -462,6 +462,7 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
             checker.rounds = options["bcrypt-rounds"]
             checker.run = partial(_run_niced, reactor, pool)
     accounts = next((c for c in checkers if IAccountStore.providedBy(c)), None)
+    chat.accounts = accounts
 
     realm = ChatRealm(chat)
     portal = Portal(realm, checkers)

@@ -153,6 +153,7 @@ class Chat:
         self.realm = ChatRealm(self.service)
         self.portal = Portal(self.realm, [checker])
         accounts = checker if hasattr(checker, "add_user") else None
+        self.service.accounts = accounts
         self.factory = ChatFactory(
             self.service, self.portal, self.realm, accounts, self.clock, limits=limits
         )

@@ -5,8 +5,11 @@ The benchmark harnesses still run: tiny sizes, no timing asserted.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 from tests.redis_server import require_redis
@@ -37,6 +40,31 @@ def test_bench_smoke() -> None:
     out = smoke("bench", "--smoke", "--engine", "python", "--scenarios", "fanout_1x100")
     assert deliveries(r"^\| chatroom \| ", out.stdout) > 0
     assert "acknowledged: ok" in out.stderr
+
+
+def test_bench_dm_smoke() -> None:
+    """
+    Pairs of users exchange private messages: every one reaches its
+    addressee, each sender gets its own copy, and all are on disk.
+    """
+    out = smoke("bench", "--smoke", "--engine", "python", "--scenarios", "dm_50")
+    assert deliveries(r"^\| chatroom \| ", out.stdout) > 0
+    assert re.search(
+        r"private messages: \d+ lines on disk, >= \d+ received, 0 lost, "
+        r"0 own copies missing, 0 misrouted: ok",
+        out.stderr,
+    ), out.stderr[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="the native engine needs cargo")
+def test_bench_dm_smoke_native() -> None:
+    """
+    The same with the native engine, which C{python -m bench} uses by
+    default.
+    """
+    out = smoke("bench", "--smoke", "--scenarios", "dm_50")
+    assert deliveries(r"^\| chatroom \| ", out.stdout) > 0
+    assert "0 misrouted: ok" in out.stderr, out.stderr[-2000:]
 
 
 def test_cluster_bench_smoke() -> None:

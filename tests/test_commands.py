@@ -126,6 +126,14 @@ class TableTests(SynchronousTestCase):
                 "/join <room>                 join a room (in the lobby: just the room's name)",
                 "/leave                       leave the room, back to the lobby",
                 "/who                         list the members of your room",
+                "/msg <user> <text>           send a private message,"
+                " delivered later if they are away",
+                "/dms                         list your private conversations, latest first",
+                "/history <room|@user> [<before-ts>] [<count>]"
+                " older messages of a room or a conversation",
+                "/ignore <user>               stop receiving someone's private messages",
+                "/unignore <user>             receive their private messages again",
+                "/ignores                     list whom you ignore",
                 "/help                        this list",
                 "/quit                        disconnect (or type exit)",
                 "In a room, any other line is a message; start it with // to send a leading /.",
@@ -144,13 +152,19 @@ class TableTests(SynchronousTestCase):
                 ("join", "/join <room>"),
                 ("leave", "/leave"),
                 ("who", "/who"),
+                ("msg", "/msg <user> <text>"),
+                ("dms", "/dms"),
+                ("history", "/history <room|@user> [<before-ts>] [<count>]"),
+                ("ignore", "/ignore <user>"),
+                ("unignore", "/unignore <user>"),
+                ("ignores", "/ignores"),
                 ("help", "/help"),
                 ("quit", "/quit"),
             ],
         )
         self.assertEqual(
             [spec.name for spec in COMMANDS if spec.ok],
-            ["register", "login", "create", "join", "leave"],
+            ["register", "login", "create", "join", "leave", "ignore", "unignore"],
         )
 
     def test_usage_errors(self) -> None:

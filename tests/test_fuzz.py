@@ -56,6 +56,7 @@ FUZZ = settings(
 TAGS = frozenset(
     {"HELLO", "PROMPT", "OK", "ERR", "ROOM", "END", "MEMBER", "HISTORY"}
     | {"MSG", "JOIN", "PART", "INFO", "BYE"}
+    | {"DM", "CONVERSATION", "IGNORED"}
 )
 CODES = frozenset(code.value for code in ErrorCode)
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -77,9 +78,24 @@ SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
     "OK": ([(spec.name, "name") for spec in COMMANDS if spec.ok], None),
     "ERR": ([("code",)], True),
     "ROOM": ([("name", "count")], False),
-    "END": ([("rooms",), ("members", "name"), ("history", "name"), ("help",)], False),
+    "END": (
+        [
+            ("rooms",),
+            ("members", "name"),
+            ("history", "name"),
+            ("history", "@name"),
+            ("help",),
+            ("unread",),
+            ("dms",),
+            ("ignores",),
+        ],
+        False,
+    ),
     "MEMBER": ([("name", "name")], False),
-    "HISTORY": ([("name", "ts", "name")], True),
+    "HISTORY": ([("name", "ts", "name"), ("@name", "ts", "name")], True),
+    "DM": ([("name", "ts", "name")], True),
+    "CONVERSATION": ([("name", "ts")], False),
+    "IGNORED": ([("name",)], False),
     "MSG": ([("name", "ts", "name")], True),
     "JOIN": ([("name", "ts", "name")], False),
     "PART": ([("name", "ts", "name")], False),
@@ -120,6 +136,7 @@ def parse_strict(line: str) -> ServerLine:
             continue
         if all(
             (want == "name" and NAME.match(got) is not None)
+            or (want == "@name" and got[:1] == "@" and NAME.match(got[1:]) is not None)
             or (want == "ts" and _is_timestamp(got))
             or (want == "code" and got in CODES)
             or (want == "count" and got.isdigit() and got == str(int(got)))
@@ -168,6 +185,10 @@ class Watched:
     seen_hello: bool = False
     block: tuple[str, str | None] | None = None
     room_names: list[str] = field(default_factory=list)
+    #: The stamp of the last line of the history block in progress.
+    last_stamp: str | None = None
+    #: The stamp of the last MSG seen in each room.
+    room_stamps: dict[str, str] = field(default_factory=dict)
     #: Whether this client has sent a 0xFF byte, the start of a telnet
     #: command: until then it must never receive one.
     sent_iac: bool = False
@@ -230,7 +251,10 @@ class Watched:
             if tag == "ROOM":
                 self.room_names.append(args[0])
             elif tag == "HISTORY":
-                assert parse_timestamp(args[1]) <= now, raw
+                # One order: stamps only go up (and may run ahead of the
+                # clock in a room busier than one message a millisecond).
+                assert self.last_stamp is None or args[1] > self.last_stamp, raw
+                self.last_stamp = args[1]
                 self._check_text(line, raw)
             return line
         end = {
@@ -238,6 +262,8 @@ class Watched:
             "INFO": ("help",),
             "HISTORY": ("history", room),
             "MEMBER": ("members", room),
+            "CONVERSATION": ("dms",),
+            "IGNORED": ("ignores",),
         }[kind]
         assert tag == "END" and args == end, f"{self.label}: {raw!r} inside a {kind} block"
         self.block = None
@@ -270,10 +296,22 @@ class Watched:
         elif tag == "INFO":
             self.block = ("INFO", None)
         elif tag == "HISTORY":
-            raise AssertionError(f"{self.label}: HISTORY outside a join: {raw!r}")
+            # A page of /history, of any room or conversation.
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self.block = ("HISTORY", args[0])
+            self.last_stamp = args[1]
+            self._check_text(line, raw)
+        elif tag in ("CONVERSATION", "IGNORED"):
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self.block = (tag, None)
+        elif tag == "DM":
+            assert self.user is not None, f"{self.label}: {raw!r} before login"
+            self._check_text(line, raw)
         elif tag == "END":
-            # An empty room list or history has no block lines before END.
-            assert args in (("rooms",), ("history", self.room)), f"{self.label}: stray {raw!r}"
+            # An empty list, history or page has no block lines before END.
+            assert args in (("rooms",), ("history", self.room), ("dms",), ("ignores",)) or (
+                args[0] == "history" and self.user is not None
+            ), f"{self.label}: stray {raw!r}"
         elif tag == "OK" and args[0] in ("login", "register"):
             assert self.user is None, f"{self.label}: logged in twice"
             self.user = args[1]
@@ -281,6 +319,7 @@ class Watched:
             assert self.user is not None, f"{self.label}: joined before login"
             self.room = args[1]
             self.block = ("HISTORY", args[1])
+            self.last_stamp = None
         elif tag == "OK" and args[0] == "leave":
             assert self.room == args[1], f"{self.label}: left {args[1]}, was in {self.room}"
             self.room = None
@@ -288,7 +327,13 @@ class Watched:
             self.bye = True
         elif tag in ("MSG", "JOIN", "PART"):
             assert args[0] == self.room, f"{self.label}: {raw!r} while in {self.room}"
-            assert args[1] == format_timestamp(now), f"{self.label}: stamp of {raw!r} at {now}"
+            if tag == "MSG":
+                # Now, or a millisecond after the room's last message.
+                assert args[1] >= format_timestamp(now), f"{self.label}: stamp of {raw!r} at {now}"
+                assert self.room_stamps.get(args[0], "") < args[1], f"{self.label}: {raw!r}"
+                self.room_stamps[args[0]] = args[1]
+            else:
+                assert args[1] == format_timestamp(now), f"{self.label}: stamp of {raw!r}"
             if tag != "MSG":
                 assert self.user is not None and args[2].lower() != self.user.lower(), (
                     f"{self.label}: own {tag} {raw!r}"
@@ -421,7 +466,7 @@ def command_line(draw: st.DrawFn) -> bytes:
     One client line without its end: commands of every verb (right and
     wrong), bare words, free text, and the awkward bytes.
     """
-    kind = draw(st.integers(0, 11))
+    kind = draw(st.integers(0, 12))
     if kind == 0:
         verb = draw(st.sampled_from([*VERBS, "bogus", "", "JOIN", "Quit"]))
         args = draw(st.lists(st.one_of(names, passwords), max_size=3))
@@ -451,6 +496,22 @@ def command_line(draw: st.DrawFn) -> bytes:
         line = draw(st.sampled_from(["", "//", "/join "])) + "z" * size
     elif kind == 8:
         line = draw(blanks)
+    elif kind == 11:
+        # Private messages, conversations, paging and ignore lists.
+        verb = draw(st.sampled_from(["msg", "MSG", "history", "ignore", "unignore"]))
+        target = draw(st.one_of(users, users.map("@{}".format), rooms))
+        more = draw(
+            st.lists(
+                st.one_of(
+                    text,
+                    st.sampled_from(["1", "0", "200", "201", "-1", "2026-12-02T10:00:00.000Z"]),
+                ),
+                max_size=2,
+            )
+        )
+        line = " ".join([f"/{verb}", target, *more])
+        if draw(st.booleans()):
+            line = draw(st.sampled_from(["/dms", "/ignores", "/msg alice", "/msg bob hi"]))
     elif kind == 9:
         # The guided dialog in one go; the lines may arrive in any state.
         verb = draw(st.sampled_from(["login", "register"]))

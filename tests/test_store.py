@@ -244,7 +244,8 @@ class OpenFilesTests(SynchronousTestCase):
             [
                 b"2026-11-25T04:50:05.123Z a old 0",
                 b"2026-11-25T04:50:07.000Z a new 0",
-                b"2026-11-25T04:50:07.000Z a back",
+                # The same stamp again: one millisecond later.
+                b"2026-11-25T04:50:07.001Z a back",
             ],
         )
         self.assertEqual((rooms / "r1.log").read_bytes().count(b"\n"), 3)

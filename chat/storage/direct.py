@@ -23,6 +23,7 @@ L{chat.storage.redis.direct}.  Contract: L{tests.storage.test_direct}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from twisted.internet.defer import Deferred
@@ -109,11 +110,18 @@ class IDirectMessages(Interface):
         backend's own C{start}, before the server listens.
         """
 
-    def online(user: str) -> None:
+    def online(user: str) -> Deferred[None]:
         """
         The first connection of C{user} on this server logged in: from now
         on, messages to C{user} are shown (C{to_recipient}) and not kept
         in its inbox.  Called before L{take_unread}.
+
+        @return: A Deferred that fires once every server counts C{user}
+            online (at once in one process; a round trip on Redis, or the
+            next heartbeat if Redis cannot be reached now): a login is
+            answered only then, so that a message sent to a user who has
+            seen its C{OK login} is shown, not kept for later.  It does
+            not fail.
         """
 
     def offline(user: str) -> None:
@@ -133,6 +141,16 @@ class IDirectMessages(Interface):
         @return: A Deferred that fires once the message is durable, or
             fails with L{chat.storage.common.StoreUnavailable}: then nothing
             is stored or shown.
+        """
+
+    def send_batch(batch: Sequence[tuple[str, str, str, str]]) -> list[Deferred[None]]:
+        """
+        L{send} each C{(sender, recipient, timestamp, text)} of a turn, in
+        order: the server sends a turn's messages together so that a
+        backend can store them with fewer writes (files: one per copy of
+        each conversation).
+
+        @return: One Deferred per message, as L{send} returns.
         """
 
     def take_unread(user: str) -> Deferred[Unread]:

@@ -70,11 +70,18 @@ class IChatBackend(Interface):
     """
 
     label = Attribute("What the log calls this backend when it is unavailable.")
+    direct = Attribute(
+        "The private messages kept with these rooms "
+        "(L{chat.storage.direct.IDirectMessages}); its C{start} is called by this "
+        "backend's, with the same events object."
+    )
 
     def start(events: IRoomEvents) -> Deferred[None]:
         """
         Read the rooms and their recent history into C{events}, and keep it
-        up to date from now on.
+        up to date from now on; start L{direct} with C{events} too (the
+        server's events object provides L{chat.storage.direct.IDirectEvents}
+        as well).
 
         @return: A Deferred that fires once the rooms are loaded; the server
             listens only after that.

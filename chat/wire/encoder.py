@@ -19,10 +19,12 @@ from chat.errors import ErrorCode
 from chat.interfaces import IEventEncoder
 from chat.lines import format_line
 from chat.message import Message
+from chat.storage.direct import DirectMessage
 
 __all__ = ["LINES", "LineEncoder"]
 
 END_ROOMS = format_line("END", "rooms")
+END_UNREAD = format_line("END", "unread")
 
 
 @implementer(IEventEncoder)
@@ -61,6 +63,48 @@ class LineEncoder:
     def members(self, room: str, names: Iterable[str]) -> bytes:
         out = [format_line("MEMBER", room, name) for name in names]
         out.append(format_line("END", "members", room))
+        return b"".join(out)
+
+    def direct(self, viewer: str, message: DirectMessage) -> bytes:
+        """
+        A private message as the user whose lower-case name is C{viewer}
+        sees it: named by the other party (by itself, to itself).
+        """
+        stamp, sender, recipient, text = message
+        partner = recipient if sender.lower() == viewer else sender
+        return format_line("DM", partner, stamp, sender, text=text)
+
+    def unread(self, viewer: str, messages: Sequence[DirectMessage], older: int) -> bytes:
+        """
+        What a user missed while away, after C{END rooms} of a login; the
+        count of older ones points to where they are.
+        """
+        out = []
+        if older:
+            partner = messages[0].sender if messages else "?"
+            out.append(
+                format_line("INFO", text=f"{older} older unread messages: /history @{partner}")
+            )
+        out.extend(self.direct(viewer, message) for message in messages)
+        out.append(END_UNREAD)
+        return b"".join(out)
+
+    def conversations(self, rows: Iterable[tuple[str, str]]) -> bytes:
+        out = [format_line("CONVERSATION", partner, stamp) for partner, stamp in rows]
+        out.append(format_line("END", "dms"))
+        return b"".join(out)
+
+    def page(self, label: str, messages: Iterable[Message]) -> bytes:
+        """
+        A page of older history, of a room or (C{@name}) a conversation.
+        """
+        out = [format_line("HISTORY", label, ts, user, text=text) for ts, user, text in messages]
+        out.append(format_line("END", "history", label))
+        return b"".join(out)
+
+    def ignores(self, names: Iterable[str]) -> bytes:
+        out = [format_line("IGNORED", name) for name in names]
+        out.append(format_line("END", "ignores"))
         return b"".join(out)
 
     def error(self, code: ErrorCode, text: str) -> bytes:

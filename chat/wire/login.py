@@ -14,7 +14,7 @@ not a byte more for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -30,6 +30,8 @@ from chat.errors import ErrorCode
 from chat.guard import Limits, LoginThrottle, Quota, minutes
 from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.service import ChatService
+from chat.storage.direct import Unread
+from chat.wire.encoder import LineEncoder
 
 __all__ = ["OWN_LOGOUT", "LoginFactory", "LoginFlow"]
 
@@ -79,7 +81,10 @@ class LoginFlow:
         _dialog: tuple[str, str] | None
         _logout: Callable[[], None] | None
 
+        encoder: ClassVar[LineEncoder]
+
         def send(self, tag: str, *args: str, text: str | None = None) -> None: ...
+        def write(self, data: bytes) -> None: ...
         def error(self, code: ErrorCode, text: str) -> None: ...
         def pauseProducing(self) -> None: ...
         def resumeProducing(self) -> None: ...
@@ -227,12 +232,50 @@ class LoginFlow:
         self.factory.throttle.succeeded("user:" + user.key)
         self.factory.service.outage.over()
         self._stop_login_timer()
+        # A new account has missed nothing.
+        welcome = self.factory.service.logged_in(user, unread=verb == "login")
+        welcome.addCallbacks(
+            self._welcome,
+            self._unread_failed,
+            callbackArgs=(user, verb),
+            errbackArgs=(user, verb),
+        )
+        welcome.addErrback(self._bug)
+
+    def _welcome(
+        self, unread: Unread | None, user: ChatUser, verb: str, unread_lost: bool = False
+    ) -> None:
+        """
+        Answer the login once the user counts as online everywhere: its
+        C{OK}, the room list, and what the user missed while away.
+        """
+        if self.closing:
+            return
         self.log.info(
             "{user} logged in ({verb}) from {peer}", user=user.name, verb=verb, peer=self.peer
         )
         self.send("OK", verb, user.name)
         self.do_rooms()
+        if unread is not None and (unread.messages or unread.older):
+            self.write(self.encoder.unread(user.key, unread.messages, unread.older))
+        if unread_lost:
+            self.error(
+                ErrorCode.UNAVAILABLE,
+                "cannot read your unread private messages right now; see /dms",
+            )
+        self.factory.service.welcomed(user)
         self.resumeProducing()
+
+    def _unread_failed(self, failure: Failure, user: ChatUser, verb: str) -> None:
+        if self.closing:
+            return
+        if failure.check(StoreUnavailable):
+            self.factory.service.outage.refuse(
+                "unread messages", 1, failure.value, action="read unread messages", who="users"
+            )
+        else:
+            self.log.failure("Could not read {user}'s unread messages", failure, user=user.name)
+        self._welcome(None, user, verb, unread_lost=True)
 
     def _login_failed(self, failure: Failure, name: str) -> None:
         if self.closing:

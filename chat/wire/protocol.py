@@ -18,7 +18,7 @@ error instead of costing the client its connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, succeed
@@ -64,6 +64,8 @@ from chat.wire.peer import describe, known_at_connect
 from chat.wire.quiet import SilentTally
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
+
+T = TypeVar("T")
 
 
 @implementer(IChatClient)
@@ -293,9 +295,12 @@ class ChatProtocol(LineReceiver, LoginFlow):
         """
         user = self.user
         if user is not None:
+            service = self.factory.service
             room = user.room
             if room is not None and room.pending:
-                self.factory.service.flush_room(room)
+                service.flush_room(room)
+            # And this turn's private messages, said before this line.
+            service.flush_direct()
         self.deliver(data)
 
     def deliver(self, data: bytes) -> None:
@@ -507,7 +512,7 @@ class ChatProtocol(LineReceiver, LoginFlow):
     def do_create(self, name: str) -> None:
         d = self._avatar().create(name)
         self.pauseProducing()
-        d.addCallbacks(self._created, self._create_failed)
+        d.addCallbacks(self._created, self._refused)
         d.addErrback(self._bug)
 
     def _created(self, room: Room) -> None:
@@ -516,7 +521,23 @@ class ChatProtocol(LineReceiver, LoginFlow):
             self.write(self.encoder.entered(room.name, room.recent))
             self.resumeProducing()
 
-    def _create_failed(self, failure: Failure) -> None:
+    def _later(self, d: Deferred[T], answer: Callable[[T], bytes]) -> None:
+        """
+        Answer once C{d} fires (the store was asked), holding the client's
+        next lines back until then, so that answers come in the order of
+        the questions.
+        """
+        self.pauseProducing()
+
+        def done(result: T) -> None:
+            if not self.closing:
+                self.write(answer(result))
+                self.resumeProducing()
+
+        d.addCallbacks(done, self._refused)
+        d.addErrback(self._bug)
+
+    def _refused(self, failure: Failure) -> None:
         failure.trap(ChatError)
         if self.closing:
             return
@@ -544,6 +565,26 @@ class ChatProtocol(LineReceiver, LoginFlow):
         """
         self._avatar().say(text)
 
+    def do_msg(self, name: str, text: str) -> None:
+        self._avatar().message(name, text)
+
+    def do_dms(self) -> None:
+        self._later(self._avatar().conversations(), self.encoder.conversations)
+
+    def do_history(self, target: str, before: str, count: str) -> None:
+        page = self._avatar().history(target, before, int(count))
+        self._later(page, lambda found: self.encoder.page(*found))
+
+    def do_ignore(self, name: str) -> None:
+        self._later(self._avatar().ignore(name), lambda other: format_line("OK", "ignore", other))
+
+    def do_unignore(self, name: str) -> None:
+        done = self._avatar().unignore(name)
+        self._later(done, lambda other: format_line("OK", "unignore", other))
+
+    def do_ignores(self) -> None:
+        self._later(self._avatar().ignored(), self.encoder.ignores)
+
     # Anywhere
 
     def do_help(self) -> None:
@@ -563,6 +604,12 @@ ChatProtocol.handlers = {
     Verb.LEAVE: ChatProtocol.do_leave,
     Verb.WHO: ChatProtocol.do_who,
     Verb.SAY: ChatProtocol.do_say,
+    Verb.MSG: ChatProtocol.do_msg,
+    Verb.DMS: ChatProtocol.do_dms,
+    Verb.HISTORY: ChatProtocol.do_history,
+    Verb.IGNORE: ChatProtocol.do_ignore,
+    Verb.UNIGNORE: ChatProtocol.do_unignore,
+    Verb.IGNORES: ChatProtocol.do_ignores,
     Verb.HELP: ChatProtocol.do_help,
     Verb.QUIT: ChatProtocol.do_quit,
 }

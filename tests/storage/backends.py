@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from chat.message import Message
 from chat.resp import parse_redis_url
+from chat.storage.direct import DirectMessage, IDirectEvents
 from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
 from chat.storage.redis import RedisAccounts, RedisBackend
 from chat.storage.rooms import IChatBackend, IRoomEvents
@@ -41,10 +42,11 @@ async def within(d: Deferred[Any]) -> Any:
     return await d
 
 
-@implementer(IRoomEvents)
+@implementer(IRoomEvents, IDirectEvents)
 class Recorder:
     """
-    A server's ear: what the backend said, in order.
+    A server's ear: what the backend said, in order.  Private messages
+    come as C{("dm", message, to_recipient)}.
     """
 
     def __init__(self, history: int = 10) -> None:
@@ -72,6 +74,9 @@ class Recorder:
 
     def user_joined(self, room: str, user: str, timestamp: str) -> None:
         self.events.put(("join", room, user))
+
+    def direct_stored(self, message: DirectMessage, to_recipient: bool) -> None:
+        self.events.put(("dm", message, to_recipient))
 
     def user_parted(self, room: str, user: str, timestamp: str) -> None:
         self.events.put(("part", room, user))
@@ -146,11 +151,15 @@ class FileStores(Stores):
 
     def break_(self) -> None:
         # chmod does not stop root: put files where the directories were.
+        (self.data / "users.txt").touch()
         for store in self.stores:
             for fd in store._fds.values():
                 os.close(fd)
             store._fds.clear()
             store.rooms_dir = self.data / "users.txt" / "rooms"
+        for backend in self.backends:
+            assert isinstance(backend, LocalBackend)
+            backend.direct.dms_dir = self.data / "users.txt" / "dms"
         for checker in self.checkers:
             checker.path = self.data / "rooms"
 

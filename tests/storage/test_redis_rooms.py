@@ -141,10 +141,10 @@ class ReadyTests(SynchronousTestCase):
         RedisProtocol(backend.reader).makeConnection(reader)
         protocol = backend.reader._protocol
         assert protocol is not None
-        # (the six scripts loaded, then the snapshot: no events, and the
+        # (the eleven scripts loaded, then the snapshot: no events, and the
         # rooms' part: one room, no history, nobody present)
-        self.assertEqual(len(backend.reader.scripts), 6)
-        protocol.dataReceived(b"+sha\r\n" * 6)
+        self.assertEqual(len(backend.reader.scripts), 11)
+        protocol.dataReceived(b"+sha\r\n" * 11)
         protocol.dataReceived(
             b"*3\r\n$3\r\n0-0\r\n:0\r\n*3\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n"
         )

@@ -16,6 +16,8 @@ from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.rooms import IChatBackend, IRoomEvents
 from tests.storage.backends import STAMP, Recorder, Stores, within
 
+EARLIER = "2026-12-02T09:00:00.000Z"
+
 
 def said(*texts: str, user: str = "alice") -> list[Message]:
     return [Message(STAMP, user, text) for text in texts]
@@ -130,3 +132,62 @@ async def test_unavailable_means_not_stored_and_not_shown(stores: Stores) -> Non
         with pytest.raises(StoreUnavailable):
             await within(backend.create_room("Lounge"))
     assert heard.pending() == []
+
+
+def stamps(heard: Recorder) -> list[str]:
+    return [message.timestamp for message in heard.messages]
+
+
+@pytest_twisted.ensureDeferred
+async def test_equal_stamps_become_one_millisecond_apart(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    await within(backend.publish("general", said("one")))
+    await within(backend.publish("general", said("two")))
+    # Within one batch too.
+    await within(backend.publish("general", said("three", "four")))
+    for _ in range(4):
+        await heard.next()
+    assert stamps(heard) == [
+        STAMP,
+        "2026-12-02T10:00:00.001Z",
+        "2026-12-02T10:00:00.002Z",
+        "2026-12-02T10:00:00.003Z",
+    ]
+    _, again, _ = await stores.start()
+    assert stamps(again) == stamps(heard)
+
+
+@pytest_twisted.ensureDeferred
+async def test_older_stamps_follow_the_last_also_after_a_restart(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    await within(backend.publish("general", said("one")))
+    await within(
+        backend.publish(
+            "general",
+            [Message(EARLIER, "bob", "late"), Message("2026-12-02T10:00:00.500Z", "bob", "x")],
+        )
+    )
+    for _ in range(3):
+        await heard.next()
+    assert stamps(heard) == [STAMP, "2026-12-02T10:00:00.001Z", "2026-12-02T10:00:00.500Z"]
+    # A process that keeps no history still knows the last stamp.
+    again, after, _ = await stores.start(history=0)
+    await within(again.publish("general", [Message(EARLIER, "bob", "after")]))
+    assert await after.next() == ("msg", "general", "bob", "after")
+    assert stamps(after) == ["2026-12-02T10:00:00.501Z"]
+    # Each room has its own.
+    await within(again.create_room("Lounge"))
+    await within(again.publish("Lounge", [Message(EARLIER, "bob", "first")]))
+    while await after.next() != ("msg", "Lounge", "bob", "first"):
+        pass
+    assert stamps(after)[-1] == EARLIER
+
+
+@pytest_twisted.ensureDeferred
+async def test_stamps_roll_over_to_the_next_second(stores: Stores) -> None:
+    backend, heard, _ = await stores.start()
+    late = "2026-12-02T10:00:59.999Z"
+    await within(backend.publish("general", [Message(late, "bob", "a"), Message(late, "bob", "b")]))
+    for _ in range(2):
+        await heard.next()
+    assert stamps(heard) == [late, "2026-12-02T10:01:00.000Z"]

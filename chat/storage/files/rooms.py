@@ -7,16 +7,23 @@ Layout: C{DATA/rooms/<room>.log}, one message per line,
 C{<timestamp> <user> <text>}.  A room exists when its file exists, so
 creating a room and making it durable are the same act.
 
+Timestamps: each message is stamped later than the last one in its room
+(L{chat.message.stamp_after}), so a room and a stamp name one message; the
+store learns each room's last stamp when it loads, keeping history or not.
+
 Durability: every message is written with one C{write(2)} before it is
 broadcast, so a message anyone has seen is in the kernel's page cache and
 survives a crash of the server process (C{kill -9}).  Room creation is
 fsynced (file and directory) before it is acknowledged; message files are
 fsynced on shutdown and every few seconds by L{FileChatStore.sync}.
 
-File descriptors: only a bounded number of room files is open at once
-(those written to most recently); the others are opened again when next
-written to.  A server with more rooms than it may open files starts and
-serves.
+File descriptors: only a bounded number of files is open at once (those
+written to most recently, rooms and private conversations alike: one
+L{OpenFiles}); the others are opened again when next written to.  A
+server with more rooms than it may open files starts and serves.
+
+Private messages (L{LocalBackend.direct}) live beside the rooms, in
+L{chat.storage.files.direct}.
 """
 
 # test-case-name: tests.storage.test_rooms, tests.test_store
@@ -25,19 +32,26 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from chat.message import Message
+from chat.message import Message, next_timestamp
 from chat.storage.common import NameTaken, Runner, StoreUnavailable
+from chat.storage.files.direct import DirectFiles
+from chat.storage.files.logs import (
+    OPEN_FLAGS,
+    OpenFiles,
+    complete_size,
+    default_open_files,
+    fsync_paths,
+    read_tail_lines,
+)
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = [
@@ -50,8 +64,6 @@ __all__ = [
 ]
 
 _SUFFIX = ".log"
-_BLOCK = 16384
-_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
 class IChatStore(Interface):
@@ -81,11 +93,14 @@ class IChatStore(Interface):
             or fails with L{NameTaken} or L{StoreUnavailable}.
         """
 
-    def append(room: str, messages: Sequence[Message]) -> None:
+    def append(room: str, messages: Sequence[Message]) -> Sequence[Message]:
         """
         Append messages to a room's history,
         durably enough that a crash of the server process right after this
         returns cannot lose them.
+
+        @return: The messages as stored: any whose stamp is not later than
+            the room's last is stamped one millisecond after it.
 
         Synchronous on purpose: it sits on the hot path of every message and
         the embedded store does one C{write(2)} for the whole batch.
@@ -106,65 +121,6 @@ class IChatStore(Interface):
         """
         Flush everything to stable storage and release the files.
         """
-
-
-def default_open_files() -> int:
-    """
-    How many room files to keep open: 256, or a quarter of this process's
-    file descriptor limit when that is lower, so that connections, the
-    account file and the thread pool always have descriptors left.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft <= 0:
-        return 256
-    return max(1, min(256, soft // 4))
-
-
-def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
-    """
-    Read the last C{count} complete lines of a file, reading backwards in
-    blocks so that a history of any size costs only what is returned.
-
-    @param size: Where the complete lines end (the file may go on with a
-        torn line after it, which is not returned).
-    @return: Up to C{count} lines without their LF, oldest first.
-    """
-    if count <= 0 or size <= 0:
-        return []
-    chunks: list[bytes] = []
-    newlines = 0
-    pos = size
-    # count + 1 LFs bound count whole lines (the last LF ends the last line).
-    while pos > 0 and newlines <= count:
-        step = min(_BLOCK, pos)
-        pos -= step
-        chunk = os.pread(fd, step, pos)
-        chunks.append(chunk)
-        newlines += chunk.count(b"\n")
-    data = b"".join(reversed(chunks))
-    lines = data.split(b"\n")
-    # The last element is what follows the final LF: empty by construction.
-    lines.pop()
-    if pos > 0:
-        # The first element may be the tail of a longer line: drop it.
-        lines = lines[1:]
-    return lines[-count:]
-
-
-def _complete_size(fd: int, size: int) -> int:
-    """
-    Where the last complete line of a file ends: a crash in the middle of a
-    write can leave a torn line after it.
-    """
-    pos = size
-    while pos > 0:
-        step = min(_BLOCK, pos)
-        chunk = os.pread(fd, step, pos - step)
-        nl = chunk.rfind(b"\n")
-        if nl >= 0:
-            return pos - step + nl + 1
-        pos -= step
-    return 0
 
 
 @implementer(IChatStore)
@@ -193,16 +149,30 @@ class FileChatStore:
         """
         @param data: The data directory; rooms live in C{data/rooms}.
         @param run: Where blocking work (fsync) goes; see L{Runner}.
-        @param max_open: How many room files may be open at once; by
+        @param max_open: How many files may be open at once; by
             default L{default_open_files}.
         """
-        self.rooms_dir = Path(data) / "rooms"
-        self._run = run
-        self.max_open = max_open if max_open is not None else default_open_files()
-        #: Open room files, the least recently written first.
-        self._fds: OrderedDict[str, int] = OrderedDict()
+        self.data = Path(data)
+        self.rooms_dir = self.data / "rooms"
+        self.run = self._run = run
+        #: Open files, the least recently written first (shared with the
+        #: private messages built on this store).
+        self._fds = OpenFiles(max_open)
         self._sizes: dict[str, int] = {}
+        #: Each room's last stamp: a new one must be later.
+        self._last: dict[str, str | None] = {}
         self._dirty: set[str] = set()
+
+    @property
+    def max_open(self) -> int:
+        return self._fds.max_open
+
+    @property
+    def files(self) -> OpenFiles:
+        """
+        The open files, for other features of this data directory to share.
+        """
+        return self._fds
 
     def load(self, history: int) -> dict[str, list[Message]]:
         self.rooms_dir.mkdir(parents=True, exist_ok=True)
@@ -218,10 +188,10 @@ class FileChatStore:
         for name in names:
             # Each file is read and closed: the server opens a room's file
             # again when someone speaks there.
-            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
+            fd = os.open(self._path(name), OPEN_FLAGS, 0o644)
             try:
                 size = os.fstat(fd).st_size
-                complete = _complete_size(fd, size)
+                complete = complete_size(fd, size)
                 if complete != size:
                     self.log.warn(
                         "Room {room}: dropping a torn last line of {n} bytes",
@@ -230,7 +200,10 @@ class FileChatStore:
                     )
                     os.ftruncate(fd, complete)
                 self._sizes[name] = complete
-                rooms[name] = self._parse(name, read_tail_lines(fd, complete, history))
+                # One line at least, for the last stamp.
+                recent = self._parse(name, read_tail_lines(fd, complete, max(history, 1)))
+                self._last[name] = recent[-1].timestamp if recent else None
+                rooms[name] = recent[-history:] if history > 0 else []
             finally:
                 os.close(fd)
         return rooms
@@ -248,31 +221,26 @@ class FileChatStore:
     def _path(self, name: str) -> Path:
         return self.rooms_dir / (name + _SUFFIX)
 
+    def path(self, room: str) -> Path:
+        """
+        Where a room's history is.
+        """
+        return self.rooms_dir / (room + _SUFFIX)
+
+    def size(self, room: str) -> int | None:
+        """
+        Where a room's complete lines end, or L{None} for no such room:
+        what a reader in another thread may read.
+        """
+        return self._sizes.get(room)
+
     def _fd(self, name: str) -> int:
         """
-        The room's open file, opened now if it is not, closing the least
-        recently written one if that many are open already.
+        The room's open file (see L{OpenFiles.open}).
 
         @raise OSError: The file cannot be opened.
         """
-        fds = self._fds
-        fd = fds.get(name)
-        if fd is not None:
-            fds.move_to_end(name)
-            return fd
-        while fds and len(fds) >= self.max_open:
-            # Dirty or not: the next sync finds the file by its name.
-            os.close(fds.popitem(last=False)[1])
-        try:
-            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
-        except OSError as e:
-            if e.errno not in (errno.EMFILE, errno.ENFILE) or not fds:
-                raise
-            # Out of descriptors (connections took them): give one back.
-            os.close(fds.popitem(last=False)[1])
-            fd = os.open(self._path(name), _OPEN_FLAGS, 0o644)
-        fds[name] = fd
-        return fd
+        return self._fds.open(name, self._path(name))
 
     def _create_file(self, name: str) -> None:
         """
@@ -298,6 +266,7 @@ class FileChatStore:
         def created(_: object) -> None:
             # Created empty, and opened only when someone speaks.
             self._sizes[name] = 0
+            self._last[name] = None
 
         def failed(f: Any) -> Any:
             if f.check(NameTaken, StoreUnavailable):
@@ -309,8 +278,12 @@ class FileChatStore:
         d.addCallbacks(created, failed)
         return d
 
-    def append(self, room: str, messages: Sequence[Message]) -> None:
-        data = "".join([f"{ts} {user} {text}\n" for ts, user, text in messages]).encode()
+    def append(self, room: str, messages: Sequence[Message]) -> Sequence[Message]:
+        last = self._last.get(room)
+        stored = messages
+        if len(messages) > 1 or (messages and last is not None and messages[0][0] <= last):
+            stored = _stamped(messages, last)
+        data = "".join([f"{ts} {user} {text}\n" for ts, user, text in stored]).encode()
         try:
             fd = self._fd(room)
         except OSError as e:
@@ -328,6 +301,9 @@ class FileChatStore:
             raise StoreUnavailable("short write")
         self._sizes[room] += written
         self._dirty.add(room)
+        if stored:
+            self._last[room] = stored[-1][0]
+        return stored
 
     def _undo(self, room: str, fd: int) -> None:
         try:
@@ -346,7 +322,7 @@ class FileChatStore:
         """
         paths = [self._path(name) for name in self._dirty]
         self._dirty.clear()
-        d = self._run(_fsync_paths, paths)
+        d = self._run(fsync_paths, paths)
         d.addCallback(self._synced)
         return d
 
@@ -367,31 +343,29 @@ class FileChatStore:
             os.close(fd)
         self._fds.clear()
         # Those written to, then closed to make room for others.
-        for error in _fsync_paths([self._path(name) for name in dirty]):
+        for error in fsync_paths([self._path(name) for name in dirty]):
             self.log.warn("fsync failed on close: {error}", error=error)
         dirty.clear()
 
 
-def _fsync_paths(paths: Sequence[Path]) -> list[OSError]:
+def _stamped(messages: Sequence[Message], last: str | None) -> Sequence[Message]:
     """
-    Open, fsync and close each file in turn.
-
-    @return: What failed, for the caller to report.
+    The messages, each stamped later than the one before it (and the first
+    later than C{last}): a string compare each, and a new list only when a
+    stamp has to change, because every room message passes here.
     """
-    errors = []
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            errors.append(e)
-            continue
-        try:
-            os.fsync(fd)
-        except OSError as e:
-            errors.append(e)
-        finally:
-            os.close(fd)
-    return errors
+    out: list[Message] | None = None
+    for i, message in enumerate(messages):
+        stamp = message[0]
+        if last is not None and stamp <= last:
+            stamp = next_timestamp(last)
+            if out is None:
+                out = [Message(*m) for m in messages[:i]]
+            out.append(Message(stamp, message[1], message[2]))
+        elif out is not None:
+            out.append(Message(*message))
+        last = stamp
+    return messages if out is None else out
 
 
 @implementer(IChatBackend)
@@ -405,9 +379,25 @@ class LocalBackend:
     #: What the log calls it when it is unavailable.
     label = "Storage"
 
-    def __init__(self, store: IChatStore, clock: IReactorTime, sync_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: IChatStore,
+        clock: IReactorTime,
+        sync_interval: float = 5.0,
+        direct: DirectFiles | None = None,
+    ) -> None:
+        """
+        @param direct: The private messages; by default those of the data
+            directory C{store} keeps (a L{FileChatStore}), sharing its
+            thread runner and its budget of open files.
+        """
         self.store = store
         self.clock = clock
+        if direct is None:
+            if not isinstance(store, FileChatStore):
+                raise TypeError("LocalBackend needs the private messages of this store")
+            direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
+        self.direct = direct
         self.sync_interval = sync_interval
         self.events: IRoomEvents | None = None
         self._sync_call: IDelayedCall | None = None
@@ -415,20 +405,22 @@ class LocalBackend:
     def start(self, events: IRoomEvents) -> Deferred[None]:
         """
         Load the rooms, inside this call: a store that cannot load raises
-        here, which stops the server before it listens.
+        here, which stops the server before it listens.  Then the private
+        messages' ignore lists and inboxes (C{events} hears of both).
         """
         self.events = events
         for name, recent in self.store.load(events.history).items():
             events.room_loaded(name, recent, ())
+        d = self.direct.start(events)  # type: ignore[arg-type]
         self._schedule_sync()
-        return succeed(None)
+        return d
 
     def _schedule_sync(self) -> None:
         if self.sync_interval > 0:
             self._sync_call = self.clock.callLater(self.sync_interval, self._sync)
 
     def _sync(self) -> None:
-        d = self.store.sync()
+        d = gatherResults([self.store.sync(), self.direct.sync()], consumeErrors=True)
         d.addErrback(lambda f: self.log.failure("Periodic sync failed", f))
         d.addBoth(lambda _: self._schedule_sync() if self._sync_call is not None else None)
 
@@ -437,11 +429,11 @@ class LocalBackend:
 
     def publish(self, room: str, messages: Sequence[Message]) -> Deferred[None]:
         try:
-            self.store.append(room, messages)
+            stored = self.store.append(room, messages)
         except StoreUnavailable:
             return fail()
         assert self.events is not None
-        self.events.messages_stored(room, messages)
+        self.events.messages_stored(room, stored)
         return succeed(None)
 
     def entered(self, room: str, user: str, timestamp: str) -> None:
@@ -457,5 +449,6 @@ class LocalBackend:
             if self._sync_call.active():
                 self._sync_call.cancel()
             self._sync_call = None
+        self.direct.close()
         self.store.close()
         return succeed(None)

@@ -26,11 +26,27 @@ Keys, under the prefix (C{chatroom:}), by owner:
     events           stream: k (kind) and its fields         (this module)
     rooms            hash: lower-case name -> Name             (rooms: R)
     history:<room>   stream per room (lower-case): t, u, m     (rooms: M)
+    stamps           hash: room -> "<last stamp> <ms at which  (rooms)
+                     its second began>"
     present          hash: "Room User" -> processes having it  (presence: J, P)
-    proc:<id>        hash per process: "Room User" -> 1        (presence)
+    online           hash: user -> processes it is online on   (presence)
+    proc:<id>        hash per process: "Room User" -> 1, and   (presence)
+                     "@user" -> 1 for each user online there
     procs            set of process ids                        (presence)
     alive:<id>       a process's heartbeat, with a TTL         (presence)
     users            hash: lower-case name -> "Name:hash"      (accounts: U)
+    dm:<user>:<peer> stream: user's copy of the conversation   (direct: D)
+                     with peer: t, u (sender), m
+    dms:<user>       sorted set: peers by the milliseconds of  (direct)
+                     the last message of the user's copy
+    inbox:<user>     stream, capped: t, u, p (recipient), m    (direct)
+    dropped:<user>   how many the inbox dropped past its cap   (direct)
+    ignores:<user>   set of the users it ignores               (direct)
+
+Names in keys are lower-case.  The entries of history and dm streams have
+IDs made from their stamps' milliseconds (C{stamps.lua}), so that reading
+back from a stamp seeks; history entries from before that have IDs from
+Redis's clock, a little later than their stamps.
 """
 
 # test-case-name: tests.storage.test_redis, tests.storage.test_redis_rooms

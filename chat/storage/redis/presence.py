@@ -7,7 +7,9 @@ processes and announces a JOIN (event C{J}) when the first process has it
 and a PART (C{P}) when the last one lets go.  Any process that finds
 another's heartbeat expired takes that process's pairs away
 (C{presence_heartbeat.lua}), so the members of a process that died vanish
-within seconds.
+within seconds.  The same record counts who is online at all, for
+private messages: a field C{@user} (room names have no C{@}), counted in
+the hash C{online} without events.
 """
 
 # test-case-name: tests.storage.test_redis_rooms
@@ -18,7 +20,7 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -87,6 +89,21 @@ class RedisPresence:
     def left(self, room: str, user: str, timestamp: str) -> None:
         self._change(f"{room} {user}", -1, timestamp)
 
+    def online(self, user: str) -> Deferred[None]:
+        """
+        The first connection of C{user} (lower-case) on this process logged
+        in: counted in C{online}, for private messages, until it logs out
+        or this process's heartbeat stops.
+
+        @return: A Deferred that fires once Redis counts it (at once when
+            the whole record is to be written again at the next heartbeat).
+        """
+        d = self._change(f"@{user}", 1, "")
+        return d.addBoth(lambda _: None) if d is not None else succeed(None)
+
+    def offline(self, user: str) -> None:
+        self._change(f"@{user}", -1, "")
+
     def _joined(self, entry: Event) -> None:
         assert self.events is not None
         self.events.user_joined(entry["r"], entry["u"], entry["t"])
@@ -98,15 +115,19 @@ class RedisPresence:
     def _now(self) -> str:
         return format_timestamp(self.connection.reactor.seconds())
 
-    def _change(self, field: str, delta: int, timestamp: str) -> None:
+    def _change(self, field: str, delta: int, timestamp: str) -> Deferred[None] | None:
+        """
+        @return: The Deferred of the script that records the change, or
+            L{None} when the next heartbeat writes the whole record.
+        """
         if delta > 0:
             self._held[field] = None
         else:
             self._held.pop(field, None)
         if self._resync:
-            return
+            return None
         d = self.connection.call(self._move, self.process_id, field, delta, timestamp)
-        d.addErrback(self._failed)
+        return d.addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> None:
         # The next heartbeat writes the whole record again.

@@ -4,8 +4,11 @@ the L{IChatBackend} of C{--store redis://}.
 
 A room is a field of the hash C{rooms} (event C{R} when added); its
 history a stream, C{history:<room>}, appended to with the announcement
-(event C{M}, the batch of messages) in one script, C{rooms_say.lua}.
-Presence is L{chat.storage.redis.presence}'s.
+(event C{M}, the batch of messages) in one script, C{rooms_say.lua},
+which also makes each stamp later than the room's last, so that a room's
+name and a stamp name one message whichever process stamped it.
+Presence is L{chat.storage.redis.presence}'s, private messages and paging
+back L{chat.storage.redis.direct}'s.
 """
 
 # test-case-name: tests.storage.test_rooms, tests.storage.test_redis_rooms
@@ -22,6 +25,7 @@ from zope.interface import implementer
 from chat.message import Message
 from chat.resp import RedisAddress, RedisClient
 from chat.storage.redis.connection import Event, RedisConnection, added_or_taken, pairs
+from chat.storage.redis.direct import RedisDirect
 from chat.storage.redis.presence import RedisPresence
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
@@ -45,6 +49,7 @@ class RedisBackend:
     @ivar connection: The connection it shares with the other Redis
         features (accounts, say).
     @ivar presence: Who is where, across processes.
+    @ivar direct: Private messages, and paging back through history.
     """
 
     log = Logger()
@@ -72,9 +77,10 @@ class RedisBackend:
         """
         self.connection = connection = RedisConnection(reactor, address, events_cap, prefix)
         self.presence = RedisPresence(connection, heartbeat, presence_ttl)
+        self.direct = RedisDirect(connection, self.presence, history_cap)
         self.history_cap = history_cap
         self._events: IRoomEvents | None = None
-        self._say = connection.script("rooms_say.lua")
+        self._say = connection.script("stamps.lua", "rooms_say.lua")
         self._add = connection.script("add.lua")
         #: Messages read from the stream and not shown yet, by room.
         self._said: dict[str, list[Message]] = {}
@@ -117,6 +123,8 @@ class RedisBackend:
             address=str(self.connection.address),
             id=self.process_id,
         )
+        # The server hears of rooms and of private messages alike.
+        self.direct.start(events)  # type: ignore[arg-type]
         ready = self.connection.start()
         self.presence.start()
         return ready
