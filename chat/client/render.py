@@ -158,7 +158,9 @@ class Renderer:
         heading = self._missed_heading(line)
         handler = self._handlers.get(line.tag)
         if handler is None:
-            return [*heading, self.unknown(_unparse(line))]
+            # The protocol's rule: a tag a client does not know belongs to
+            # a feature it does not use, and is ignored.
+            return heading
         try:
             return [*heading, *handler(line)]
         except (IndexError, ValueError):
@@ -368,9 +370,9 @@ class Renderer:
             if not ignored:
                 return [self.system("you ignore nobody")]
             return [self.system(f"ignoring ({len(ignored)}): {', '.join(ignored)}")]
-        if what == "help":
-            return []
-        return [self.unknown(_unparse(line))]
+        # The end of help, whose lines the session shows its own way, or of
+        # a block the client does not know (as for its tag, ignored).
+        return []
 
     def _end_rooms(self) -> list[str]:
         rooms, self._rooms = self._rooms, []

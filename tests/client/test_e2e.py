@@ -13,7 +13,6 @@ from typing import Any
 import pexpect  # type: ignore[import-untyped]
 import pytest
 
-from chat.commands import SLASH_VERBS
 from tests.client.helpers import (
     END,
     HOME,
@@ -333,13 +332,6 @@ def test_ctrl_z_that_cannot_stop_the_client_changes_nothing(chat_server: Any) ->
     assert "Not-Stopped" not in log.getvalue()
 
 
-#: The client's private messages need the server's.
-needs_private_messages = pytest.mark.skipif(
-    "msg" not in SLASH_VERBS, reason="this server has no private messages"
-)
-
-
-@needs_private_messages
 def test_a_private_message_sent_while_away_is_shown_at_login(
     chat_server: Any, pipe_clients: list[PipeClient]
 ) -> None:
@@ -387,7 +379,6 @@ def test_a_private_message_sent_while_away_is_shown_at_login(
     assert bob.stderr == ""
 
 
-@needs_private_messages
 def test_terminal_conversation_with_tab_and_paging(
     chat_server: Any, pipe_clients: list[PipeClient]
 ) -> None:
