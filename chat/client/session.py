@@ -224,9 +224,11 @@ class ChatClient:
         elif line.tag == "ERR" and self._opening is not None:
             self._on_opening_refused(line)
         elif line.tag == "DM" and len(line.args) > 2 and not self._is_me(line.args[2]):
-            # After the replay of missed ones rather than inside it.
+            # After the replay of missed ones rather than inside it, and
+            # not to someone already talking with the sender.
             self._last_from = line.args[0]
-            if not self.renderer.replaying:
+            talking = (self.talking_to or "").lower() == self._last_from.lower()
+            if not (self.renderer.replaying or talking):
                 self._hint_answer()
         elif line.tag == "END" and line.args[:1] == ("unread",) and self._last_from:
             self._hint_answer()

@@ -338,6 +338,9 @@ def test_a_private_message_is_shown_once_by_the_servers_copy(india_time: None) -
 
 def test_the_first_private_message_received_says_how_to_answer(india_time: None) -> None:
     h = in_room()
+    h.type("/dm dave\r")
+    h.hear(f"DM dave {STAMP} dave :in the conversation: no hint", "END history @dave")
+    h.type("/room\r")
     h.hear(f"DM bob {STAMP} alice :mine first")
     h.hear(f"DM bob {STAMP} bob :hi", f"DM carol {STAMP} carol :hey")
     out = h.output()
