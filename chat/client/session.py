@@ -30,10 +30,15 @@ if TYPE_CHECKING:
     from chat.client.connection import ServerProtocol
     from chat.client.console import Screen
 
-__all__ = ["HELLO_TIMEOUT", "ChatClient", "Outcome", "Phase"]
+__all__ = ["HELLO_TIMEOUT", "HISTORY_WAIT", "ChatClient", "Outcome", "Phase"]
 
 #: Seconds to wait for the server's HELLO once connected.
 HELLO_TIMEOUT = 10.0
+
+#: At most how many seconds C{/history} alone waits for the history of a
+#: room being joined or a conversation being opened (which say where the
+#: page starts) when a script sends it right after C{/join} or C{/dm}.
+HISTORY_WAIT = 10.0
 
 
 # What the terminal's key handling drops (L{chat.client.console.Screen}): escape
@@ -148,6 +153,11 @@ class ChatClient:
         self._oldest: dict[str, str] = {}
         # Who sent the last private message received, for the hint.
         self._last_from = ""
+        # The rooms being joined and conversations being opened (C{@user}),
+        # in lower case, whose history has not come yet; /history alone
+        # waits for them (at most HISTORY_WAIT seconds).
+        self._awaited: set[str] = set()
+        self._history_timer: IDelayedCall | None = None
 
     # --- the server side -------------------------------------------------
 
@@ -202,6 +212,8 @@ class ChatClient:
         for text in self.renderer.render(line):
             self.screen.show(text)
         self._note(line)
+        if self._awaited:
+            self._settle(line)
         if line.tag == "HELLO" and self.phase is Phase.CONNECTING:
             self._cancel_hello_timer()
             self._ask(Phase.ASK_MODE)
@@ -286,6 +298,23 @@ class ChatClient:
             key = target.lower()
             if key not in self._oldest or stamp < self._oldest[key]:
                 self._oldest[key] = stamp
+
+    def _settle(self, line: ServerLine) -> None:
+        """
+        A history awaited has come; or an error, perhaps the awaited
+        join's or opening's, after which it never comes.
+        """
+        if line.tag == "ERR":
+            self._awaited.clear()
+        elif line.tag == "END" and line.args[:1] == ("history",) and len(line.args) > 1:
+            self._awaited.discard(line.args[1].lower())
+        if not self._awaited:
+            self._stop_history_timer()
+
+    def _stop_history_timer(self) -> None:
+        if self._history_timer is not None and self._history_timer.active():
+            self._history_timer.cancel()
+        self._history_timer = None
 
     def _hint_answer(self) -> None:
         partner = clean(self._last_from)
@@ -453,6 +482,14 @@ class ChatClient:
     def _complain(self, text: str) -> None:
         self.screen.show(self.renderer.error(text))
 
+    def _tell(self, text: str) -> None:
+        """
+        Say what a command of the client's own did, to people only: in a
+        script it would come before the replies to the lines sent before.
+        """
+        if self.interactive:
+            self.screen.show(self.renderer.system(text))
+
     def _hint(self, key: str, text: str) -> None:
         """
         Say what to do next, once per kind of situation, to people only.
@@ -469,7 +506,10 @@ class ChatClient:
             if self.phase in _ASKING:
                 self._answer(self._pending.popleft())
             elif self.phase is Phase.CHAT:
-                if self._wakeup is not None:
+                if self._wakeup is not None or self._history_timer is not None:
+                    return
+                if self._awaited and _typed(self._pending[0]).split() == ["/history"]:
+                    self._history_timer = self.clock.callLater(HISTORY_WAIT, self._waited)
                     return
                 if self._pending[0].strip():
                     if not self._pacer.take():
@@ -482,6 +522,11 @@ class ChatClient:
                 return
         if self._eof and not self._pending:
             self._input_done()
+
+    def _waited(self) -> None:
+        self._history_timer = None
+        self._awaited.clear()
+        self._pump()
 
     def _wake(self) -> None:
         self._wakeup = None
@@ -600,6 +645,7 @@ class ChatClient:
         if text and self.talking_to is not None:
             self._send(f"/msg {self.talking_to} {line[1:] if line.startswith('//') else line}")
             return
+        self._await_join(verb, words, quits)
         if verb in ("/join", "/create") and self.talking_to is not None:
             self._stop_talking(announce=False)
         if verb == "/help" and len(words) == 1:
@@ -613,6 +659,23 @@ class ChatClient:
             # The server answers BYE and closes; later input is moot.
             self._quit_sent = True
             self._set_phase(Phase.QUITTING)
+
+    def _await_join(self, verb: str, words: list[str], quits: bool) -> None:
+        """
+        Note a room about to be joined (C{/join}, C{/create}, and the
+        lobby's shorthands), whose history C{/history} alone waits for.
+        """
+        if verb in ("/join", "/create") and len(words) == 2:
+            self._awaited.add(words[1].lower())
+            return
+        lobby = self.renderer.room is None and self.talking_to is None and not quits
+        # A join already on its way makes the next bare word a message.
+        if not lobby or any(not target.startswith("@") for target in self._awaited):
+            return
+        if len(words) == 1 and not verb.startswith("/"):
+            self._awaited.add(verb)
+        elif len(words) == 2 and verb == "create":
+            self._awaited.add(words[1].lower())
 
     def _local_command(self, verb: str, words: list[str]) -> bool:
         """
@@ -630,7 +693,7 @@ class ChatClient:
             if len(words) > 1:
                 self._complain("/room takes no argument; /join <room> goes to another room")
             elif self.talking_to is None:
-                self.screen.show(self.renderer.system(f"lines already go to {self._place()}"))
+                self._tell(f"lines already go to {self._place()}")
             else:
                 self._stop_talking()
         elif verb == "/history" and len(words) == 1:
@@ -653,13 +716,12 @@ class ChatClient:
         self.talking_to = user
         self._opening = user.lower()
         self._oldest.pop(f"@{user.lower()}", None)
+        self._awaited.add(f"@{user.lower()}")
         self.renderer.expect_opening(f"@{user}")
         self._update_prompt()
-        self.screen.show(
-            self.renderer.system(
-                f"talking with {clean(user)}: the lines you type go to {clean(user)} only; "
-                f"/room goes back to {self._place()}"
-            )
+        self._tell(
+            f"talking with {clean(user)}: the lines you type go to {clean(user)} only; "
+            f"/room goes back to {self._place()}"
         )
         self._send(f"/history @{user}")
 
@@ -668,7 +730,7 @@ class ChatClient:
         self._opening = None
         self._update_prompt()
         if announce:
-            self.screen.show(self.renderer.system(f"lines go to {self._place()} again"))
+            self._tell(f"lines go to {self._place()} again")
 
     def _page_back(self) -> None:
         """
@@ -698,6 +760,7 @@ class ChatClient:
         if self._wakeup is not None and self._wakeup.active():
             self._wakeup.cancel()
         self._wakeup = None
+        self._stop_history_timer()
         self._pending.clear()
         self.screen.close()
         if self._server is not None and self._server.transport is not None:

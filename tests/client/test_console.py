@@ -321,6 +321,8 @@ def test_the_prompt_says_where_lines_go(india_time: None) -> None:
     assert h.output() == "\r\x1b[K[10:20:05] you → bob: hi\r\nto bob> "
     h.type("/room\r")
     assert h.output().endswith("* lines go to general again\r\ngeneral> ")
+    h.type("/room\r")
+    assert h.output().endswith("* lines already go to general\r\ngeneral> ")
 
 
 def test_a_private_message_is_shown_once_by_the_servers_copy(india_time: None) -> None:

@@ -13,6 +13,7 @@ from chat.client import (
     Outcome,
     Phase,
 )
+from chat.client.session import HISTORY_WAIT
 from tests.client.helpers import (
     STAMP,
     Harness,
@@ -234,11 +235,9 @@ def test_dm_sends_typed_lines_to_one_user_until_room() -> None:
     ]
     h.type("/room\nhello room\n/room\n")
     assert h.sent() == ["hello room"]
-    assert h.lines() == [
-        "* talking with bob: the lines you type go to bob only; /room goes back to general",
-        "* lines go to general again",
-        "* lines already go to general",
-    ]
+    # What the client's own commands did is told to people only: in a
+    # script it would come before the replies to the lines before.
+    assert h.lines() == []
 
 
 def test_dm_in_the_lobby_and_join_ends_it() -> None:
@@ -340,18 +339,58 @@ def test_history_alone_in_a_conversation_pages_the_conversation(india_time: None
         "DM bob 2026-11-25T04:00:00.000Z bob :seen before /dm",
     )
     h.type("/dm bob\n/history\n")
-    # The conversation's opening has not arrived yet: from the end.
-    assert h.sent() == ["/history @bob", "/history @bob"]
+    # The page starts before the conversation's opening: it waits for it.
+    assert h.sent() == ["/history @bob"]
     h.hear(
+        "DM bob 2026-11-25T04:45:00.000Z bob :live",
         "HISTORY @bob 2026-11-25T04:30:00.000Z alice :mine",
         "END history @bob",
-        "END history @bob",
-        "DM bob 2026-11-25T04:45:00.000Z bob :live",
     )
-    h.type("/history\n")
     assert h.sent() == ["/history @bob 2026-11-25T04:30:00.000Z"]
-    assert h.lines()[-3:] == [
+    h.hear("END history @bob")
+    assert h.lines()[-5:] == [
+        "[10:15:00] bob → you: live",
+        "--- conversation with bob: last 1 message ---",
+        "[10:00:00] you → bob: mine",
         "--- end of history ---",
         "* no older messages with bob",
-        "[10:15:00] bob → you: live",
     ]
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("general", ["OK join general", "END history general"]),
+        ("create lounge", ["OK create lounge", "OK join lounge", "END history lounge"]),
+        ("/join Lounge", ["OK join lounge", "END history lounge"]),
+    ],
+)
+def test_a_script_pages_back_once_the_room_is_joined(typed: str, answer: list[str]) -> None:
+    h = Harness()
+    h.logged_in()
+    h.type(f"{typed}\n/history\nafter\n")
+    assert h.sent() == [typed]
+    h.hear(*answer[:-1])
+    assert h.sent() == []
+    h.hear(answer[-1])
+    room = answer[-1].split()[-1]
+    assert h.sent() == [f"/history {room}", "after"]
+
+
+def test_a_script_waiting_to_page_back_goes_on_after_an_error_or_a_while() -> None:
+    h = Harness()
+    h.logged_in()
+    h.type("nowhere\n/history\n")
+    assert h.sent() == ["nowhere"]
+    h.hear("ERR no-such-room :no room named nowhere")
+    assert h.sent() == []
+    assert h.lines()[-1] == "! in the lobby, say whose history: /history <room> or /history @<user>"
+    # A join followed by a message: the message is not a second join.
+    h.type("/join general\nhello\n/history\n")
+    assert h.sent() == ["/join general", "hello"]
+    h.clock.advance(HISTORY_WAIT - 0.1)
+    assert h.sent() == []
+    h.hear("OK join general", "HISTORY general 2026-11-25T04:40:00.000Z bob :b")
+    h.clock.advance(0.1)
+    # Its END never came: the page starts at what was seen.
+    assert h.sent() == ["/history general 2026-11-25T04:40:00.000Z"]
