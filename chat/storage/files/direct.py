@@ -51,7 +51,14 @@ from chat.storage.direct import (
     IDirectMessages,
     Unread,
 )
-from chat.storage.files.logs import BLOCK, OpenFiles, complete_size, fsync_paths, read_tail_lines
+from chat.storage.files.logs import (
+    BLOCK,
+    OpenFiles,
+    complete_size,
+    drop_torn_line,
+    fsync_paths,
+    read_tail_lines,
+)
 
 __all__ = ["DirectFiles", "read_page"]
 
@@ -238,16 +245,7 @@ class DirectFiles:
         if copy is not None:
             copies.move_to_end((owner, partner))
             return fd, copy
-        size = os.fstat(fd).st_size
-        complete = complete_size(fd, size)
-        if complete != size:
-            self.log.warn(
-                "Conversation {owner}/{partner}: dropping a torn last line of {n} bytes",
-                owner=owner,
-                partner=partner,
-                n=size - complete,
-            )
-            os.ftruncate(fd, complete)
+        complete = drop_torn_line(fd, f"Conversation {owner}/{partner}")
         copy = _Copy(complete, _last_stamp(fd, complete))
         while len(copies) >= _KNOWN:
             copies.popitem(last=False)

@@ -15,7 +15,16 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-__all__ = ["OpenFiles", "complete_size", "default_open_files", "fsync_paths", "read_tail_lines"]
+from twisted.logger import Logger
+
+__all__ = [
+    "OpenFiles",
+    "complete_size",
+    "default_open_files",
+    "drop_torn_line",
+    "fsync_paths",
+    "read_tail_lines",
+]
 
 BLOCK = 16384
 OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -78,6 +87,25 @@ def complete_size(fd: int, size: int) -> int:
             return pos - step + nl + 1
         pos -= step
     return 0
+
+
+def drop_torn_line(fd: int, whose: str) -> int:
+    """
+    Cut a torn last line off a history file (a crash in the middle of a
+    write), saying so in the log.
+
+    @param whose: What the file is, for the log: C{Room general}.
+    @return: Where the complete lines end: the file's size now.
+    """
+    size = os.fstat(fd).st_size
+    complete = complete_size(fd, size)
+    if complete != size:
+        _log.warn("{whose}: dropping a torn last line of {n} bytes", whose=whose, n=size - complete)
+        os.ftruncate(fd, complete)
+    return complete
+
+
+_log = Logger(namespace="chat.storage.files")
 
 
 class OpenFiles(OrderedDict[Hashable, int]):

@@ -47,8 +47,8 @@ from chat.storage.files.direct import DirectFiles
 from chat.storage.files.logs import (
     OPEN_FLAGS,
     OpenFiles,
-    complete_size,
     default_open_files,
+    drop_torn_line,
     fsync_paths,
     read_tail_lines,
 )
@@ -190,15 +190,7 @@ class FileChatStore:
             # again when someone speaks there.
             fd = os.open(self._path(name), OPEN_FLAGS, 0o644)
             try:
-                size = os.fstat(fd).st_size
-                complete = complete_size(fd, size)
-                if complete != size:
-                    self.log.warn(
-                        "Room {room}: dropping a torn last line of {n} bytes",
-                        room=name,
-                        n=size - complete,
-                    )
-                    os.ftruncate(fd, complete)
+                complete = drop_torn_line(fd, f"Room {name}")
                 self._sizes[name] = complete
                 # One line at least, for the last stamp.
                 recent = self._parse(name, read_tail_lines(fd, complete, max(history, 1)))
