@@ -161,6 +161,7 @@ class ChatUser:
         def spelled(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
             return [(service.spelling(name) or name, stamp) for name, stamp in rows]
 
+        service.flush_direct()
         d = service.direct.conversations(self.name)
         return d.addCallbacks(spelled, _unavailable)
 
@@ -175,19 +176,21 @@ class ChatUser:
             messages, oldest first.
         @raise ChatError: At once, for a room or a user that does not exist.
         """
-        direct = self.service.direct
+        service = self.service
+        direct = service.direct
+        # What was said this turn is stored before the page is read.
+        service.flush_direct()
         if target.startswith("@"):
             partner = self._user(target[1:])
             d = direct.history(self.name, partner, before or None, count)
             label = "@" + partner
         else:
-            room = self.service.find(target)
+            room = service.find(target)
             if room is None:
                 raise ChatError(
                     ErrorCode.NO_SUCH_ROOM, f"no room named {target}; /rooms lists them"
                 )
-            # What was said this turn is stored before the page is read.
-            self.service.flush_room(room)
+            service.flush_room(room)
             d = direct.room_history(room.name, before or None, count)
             label = room.name
         return d.addCallbacks(lambda page: (label, page), _unavailable)

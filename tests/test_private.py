@@ -300,6 +300,15 @@ class ConversationTests(_Case):
         alice.send(f"/history @bob 100 {stamp_of(older[0])}")
         self.assertEqual(texts(alice.take()[:-1]), [str(n) for n in range(6)])
 
+    def test_what_was_just_sent_is_in_the_page_and_the_list(self) -> None:
+        alice = self.chat.user("alice")
+        self.chat.user("bob")
+        alice.send("/msg bob just now", "/history @bob", "/dms")
+        lines = alice.take()
+        self.assertEqual(texts(lines[:3]), ["just now", "just now", ""])
+        self.assertEqual(lines[2], "END history @bob")
+        self.assertEqual(lines[3], f"CONVERSATION bob {stamp_of(lines[0])}")
+
     def test_history_survives_a_restart(self) -> None:
         alice = self.chat.user("alice")
         self.chat.user("bob")
