@@ -99,7 +99,7 @@ def stop(process: subprocess.Popen[Any], timeout: float = 20) -> None:
 
 
 @contextmanager
-def chatroom(work: Path, *options: str) -> Iterator[tuple[int, int, Path]]:
+def chatroom(work: Path, *options: str, root: Path = ROOT) -> Iterator[tuple[int, int, Path]]:
     """
     A fresh chatroom server: yields its port, PID and data directory.
     Flood control and the per-address limits are off (one machine plays
@@ -134,7 +134,7 @@ def chatroom(work: Path, *options: str) -> Iterator[tuple[int, int, Path]]:
         "4",
         *options,
     ]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(root))
     process = subprocess.Popen(command, env=env, preexec_fn=_raise_fd_limit)
     try:
         wait_port(port)
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> Path:
                     loadgen(
                         server, port, pid, scenarios[scenario], label, results, args.engine
                     ).wait()
-                    if server == "chatroom":
+                    if PROTO[server] == "chatroom":
                         if scenarios[scenario].startswith("dm "):
                             check_direct(data, results, label)
                         else:
@@ -358,7 +358,21 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--engine", choices=["native", "python"], default="native")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the harness")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also measure chatroom as another checkout has it (git worktree add --detach DIR"
+        " REV), as the server chatroom-base, interleaved with the others: a change's cost,"
+        " side by side in one run",
+    )
     args = parser.parse_args()
+    if args.baseline is not None:
+        root = args.baseline.resolve()
+        SERVERS["chatroom-base"] = lambda work, *options: chatroom(work, *options, root=root)
+        PROTO["chatroom-base"] = "chatroom"
+        SETUP_CONCURRENCY["chatroom-base"] = SETUP_CONCURRENCY["chatroom"]
+        args.servers = [*args.servers, "chatroom-base"]
     if args.smoke:
         args.servers = ["chatroom"]
         args.reps = 1
