@@ -94,9 +94,11 @@ class Room:
         first; joins are served from here, without touching the store.
     @ivar pending: Messages said in this turn of the reactor and not yet
         stored or sent, with their senders in C{senders}.
+    @ivar last: The latest stamp of the room known here: a message said now
+        is stamped after it, so the store seldom has to change a stamp.
     """
 
-    __slots__ = ("counts", "members", "name", "pending", "present", "recent", "senders")
+    __slots__ = ("counts", "last", "members", "name", "pending", "present", "recent", "senders")
 
     def __init__(self, name: str, history: int, recent: Iterable[Message] = ()) -> None:
         self.name = name
@@ -104,6 +106,8 @@ class Room:
         self.counts: dict[str, int] = {}
         self.present: dict[str, str] = {}
         self.recent: deque[Message] = deque(recent, maxlen=history)
+        #: The stamp of the room's latest message known here, said or stored.
+        self.last: str | None = self.recent[-1][0] if self.recent else None
         self.pending: list[Message] = []
         self.senders: list[Member] = []
 

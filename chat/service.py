@@ -26,7 +26,7 @@ from zope.interface import implementer
 from chat.errors import ErrorCode
 from chat.guard import Quota
 from chat.interfaces import IAccountStore, IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
-from chat.message import Message, format_timestamp
+from chat.message import Message, format_timestamp, next_timestamp
 from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
 from chat.storage.direct import DirectMessage, IDirectEvents, IDirectMessages, Unread
@@ -148,12 +148,18 @@ class ChatService(Service):
         room = self.room_created(name)
         room.recent.clear()
         room.recent.extend(recent)
+        if recent and (room.last is None or recent[-1][0] > room.last):
+            room.last = recent[-1][0]
         room.present = {user.lower(): user for user in users}
         self._changed(room)
 
     def messages_stored(self, room: str, messages: Sequence[Message]) -> None:
         target = self.room_created(room)
         target.recent.extend(messages)
+        last = messages[-1][0] if messages else None
+        if last is not None and (target.last is None or last > target.last):
+            # Said on another process (Redis), or stamped later by the store.
+            target.last = last
         target.broadcast(lambda encoder: encoder.messages(room, messages))
 
     def user_joined(self, room: str, user: str, timestamp: str) -> None:
@@ -438,7 +444,14 @@ class ChatService(Service):
             self._dirty.append(room)
             if self._flush_call is None:
                 self._flush_call = self.clock.callLater(0, self.flush)
-        room.pending.append(Message(format_timestamp(self.clock.seconds()), user.name, text))
+        stamp = format_timestamp(self.clock.seconds())
+        last = room.last
+        if last is not None and stamp <= last:
+            # The room's stamps name its messages: one per millisecond, and
+            # ahead of the clock while a room is busier than that.
+            stamp = next_timestamp(last)
+        room.last = stamp
+        room.pending.append(Message(stamp, user.name, text))
         room.senders.append(user)
 
     def flush(self) -> None:
