@@ -6,6 +6,7 @@ in-memory server on the file store.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 from unittest import mock
@@ -153,6 +154,23 @@ class MessageTests(_Case):
         self.assertEqual(len(writes), 4)
         self.assertEqual(len(delivered), 1)
         self.assertEqual(texts(bob.take()), ["one", "two", "three"])
+
+    def test_every_sender_of_a_batch_that_cannot_be_stored_is_told(self) -> None:
+        alice = self.chat.user("alice")
+        bob = self.chat.user("bob")
+        carol = self.chat.user("carol")
+
+        def full(fd: int, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with mock.patch("os.write", full):
+            alice.send("/msg carol one")
+            bob.send("/msg carol two")
+            self.chat.clock.advance(0)
+        refused = "ERR unavailable :cannot store messages right now; not sent"
+        self.assertEqual(alice.take(), [refused])
+        self.assertEqual(bob.take(), [refused])
+        self.assertEqual(carol.take(), [])
 
     def test_messages_in_one_conversation_have_distinct_stamps(self) -> None:
         alice = self.chat.user("alice")

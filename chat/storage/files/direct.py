@@ -271,6 +271,8 @@ class DirectFiles:
         pending: dict[tuple[str, str], int] = {}
         stored: list[tuple[DirectMessage, bool]] = []
         marks: list[tuple[str, str, int]] = []
+        #: The (recipient, sender) copies whose unread range grows.
+        unread_copies: set[tuple[str, str]] = set()
 
         def copy_of(owner: str, partner: str, keep: Hashable = None) -> tuple[_Copy, list[bytes]]:
             found = copies.get((owner, partner))
@@ -299,15 +301,17 @@ class DirectFiles:
                 pending[(s, r)] += len(data)
                 shown = delivered and r in online
                 if delivered:
-                    if not shown and s not in self._unread.get(r, ()):
-                        # Where this message starts in the recipient's copy.
-                        marks.append((r, s, other_copy.size + pending[(r, s)]))
+                    if not shown:
+                        unread_copies.add((r, s))
+                        if s not in self._unread.get(r, ()):
+                            # Where this message starts in the recipient's copy.
+                            marks.append((r, s, other_copy.size + pending[(r, s)]))
                     theirs.append(data)
                     lasts[(r, s)] = stamp
                     pending[(r, s)] += len(data)
                 stored.append((DirectMessage(stamp, sender, recipient, text), shown))
         except OSError as e:
-            return [self._unavailable("cannot open a conversation file", e)] * len(batch)
+            return self._unavailable("cannot open a conversation file", e, len(batch))
         written: list[tuple[str, str]] = []
         error: OSError | None = None
         for key, (copy, chunks) in copies.items():
@@ -338,19 +342,16 @@ class DirectFiles:
                 _undo(fd, copies[key][0].size)
             for owner, partner in marked:
                 self._unread[owner].pop(partner, None)
-            return [self._unavailable("cannot write a private message", error)] * len(batch)
+            return self._unavailable("cannot write a private message", error, len(batch))
         dirty = self._dirty
         for key, (copy, _) in copies.items():
             copy.size += pending[key]
             copy.last = lasts[key]
             dirty.add(key)
         unread = self._unread
-        for message, shown in stored:
-            if not shown and message.sender.lower() != message.recipient.lower():
-                r, s = message.recipient.lower(), message.sender.lower()
-                if s not in ignores.get(r, ()):
-                    ranges = unread[r]
-                    ranges[s] = _Range(ranges[s].start, copies[(r, s)][0].size)
+        for r, s in unread_copies:
+            ranges = unread[r]
+            ranges[s] = _Range(ranges[s].start, copies[(r, s)][0].size)
         events = self.events
         assert events is not None
         for message, shown in stored:
@@ -393,10 +394,14 @@ class DirectFiles:
         ranges[partner] = _Range(start, None)
         return None
 
-    def _unavailable(self, why: str, error: OSError) -> Deferred[None]:
+    def _unavailable(self, why: str, error: OSError, count: int) -> list[Deferred[None]]:
+        """
+        Say once why a batch could not be stored, and fail each of its
+        messages on its own: every sender is told.
+        """
         self.log.error("Private messages: {why}: {error}", why=why, error=error)
         code = errno.errorcode.get(error.errno or 0, str(error))
-        return fail(StoreUnavailable(code))
+        return [fail(StoreUnavailable(code)) for _ in range(count)]
 
     # The inbox
 
