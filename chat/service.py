@@ -302,6 +302,8 @@ class ChatService(Service):
         messages cost one write per conversation file and one per
         connection, as a room's do.
         """
+        if not self._direct_pending and not self._direct_out:
+            return
         self._flushing = True
         try:
             pending = self._direct_pending
@@ -462,8 +464,7 @@ class ChatService(Service):
             if self._flush_call.active():
                 self._flush_call.cancel()
             self._flush_call = None
-        if self._direct_pending or self._direct_out:
-            self.flush_direct()
+        self.flush_direct()
         dirty, self._dirty = self._dirty, []
         for room in dirty:
             self.flush_room(room)

@@ -510,16 +510,10 @@ class ChatProtocol(LineReceiver, LoginFlow):
         self.write(self.factory.listing.render())
 
     def do_create(self, name: str) -> None:
-        d = self._avatar().create(name)
-        self.pauseProducing()
-        d.addCallbacks(self._created, self._refused)
-        d.addErrback(self._bug)
+        self._later(self._avatar().create(name), self._created)
 
-    def _created(self, room: Room) -> None:
-        if not self.closing:
-            self.send("OK", "create", room.name)
-            self.write(self.encoder.entered(room.name, room.recent))
-            self.resumeProducing()
+    def _created(self, room: Room) -> bytes:
+        return format_line("OK", "create", room.name) + self.encoder.entered(room.name, room.recent)
 
     def _later(self, d: Deferred[T], answer: Callable[[T], bytes]) -> None:
         """
