@@ -257,3 +257,13 @@ def dialog(child: Any, *steps: tuple[str, str | None]) -> None:
         child.expect_exact(shown)
         if answer is not None:
             child.sendline(answer)
+
+
+def keys(child: Any, *steps: tuple[str, str]) -> None:
+    """
+    Type each run of keys as it is (no Enter added), then wait for what it
+    shows on the terminal.
+    """
+    for typed, shown in steps:
+        child.send(typed)
+        child.expect_exact(shown)

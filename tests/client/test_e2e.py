@@ -26,6 +26,7 @@ from tests.client.helpers import (
     client_env,
     dialog,
     free_port,
+    keys,
     spawn_terminal,
 )
 
@@ -227,7 +228,8 @@ def test_terminal_tab_history_and_cursor_keys(chat_server: Any) -> None:
     child, log = spawn_terminal(chat_server.port)
     try:
         child.expect_exact("login or register? ")
-        for keys, shown in [
+        keys(
+            child,
             ("reg\t", "register "),
             ("\r", "username: "),
             ("dave\r", "password: "),
@@ -239,9 +241,7 @@ def test_terminal_tab_history_and_cursor_keys(chat_server: Any) -> None:
             ("helo world" + HOME + RIGHT * 3 + "l\r", "] dave: hello world\r"),
             (UP + LEFT * 5 + "big " + END + "!\r", "] dave: hello big world!\r"),
             ("\x04", "* bye"),
-        ]:
-            child.send(keys)
-            child.expect_exact(shown)
+        )
         child.expect(pexpect.EOF)
     finally:
         child.close()
@@ -401,27 +401,25 @@ def test_terminal_conversation_with_tab_and_paging(
             ("--- history of general: last 50 messages ---", None),
             ("general> ", None),
         )
-        for keys, shown in [
+        keys(
+            child,
             ("/who\r", "* in general (2): "),
             ("/dm c\t", "/dm carol "),
             ("\r", "to Carol> "),
             ("hi carol", "to Carol> hi carol"),
-        ]:
-            child.send(keys)
-            child.expect_exact(shown)
+        )
         carol.send("/msg dave hello dave")
         child.expect(r"\[\d\d:\d\d:\d\d\] Carol → you: hello dave\r\r?\nto Carol> hi carol")
         child.send("\r")
         child.expect(r"\] you → Carol: hi carol\r")
-        for keys, shown in [
+        keys(
+            child,
             ("/room\r", "* lines go to general again"),
             ("/history\r", "--- earlier in general: 5 messages ---"),
             ("", "] Carol: message 4\r"),
             ("/history\r", "* no older messages in general"),
             ("\x04", "* bye"),
-        ]:
-            child.send(keys)
-            child.expect_exact(shown)
+        )
         child.expect(pexpect.EOF)
     finally:
         child.close()
