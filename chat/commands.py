@@ -23,7 +23,9 @@ from chat.message import parse_timestamp
 
 __all__ = [
     "COMMANDS",
+    "DEFAULT_AUDIT",
     "DEFAULT_PAGE",
+    "MAX_AUDIT",
     "MAX_LINE_BYTES",
     "MAX_PAGE",
     "MAX_PASSWORD",
@@ -70,6 +72,22 @@ class Verb(Enum):
     IGNORE = "ignore"
     UNIGNORE = "unignore"
     IGNORES = "ignores"
+    TOPIC = "topic"
+    OP = "op"
+    DEOP = "deop"
+    OPS = "ops"
+    KICK = "kick"
+    BAN = "ban"
+    UNBAN = "unban"
+    BANS = "bans"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    DELETE = "delete"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    WALL = "wall"
+    DROP = "drop"
+    AUDIT = "audit"
     HELP = "help"
     QUIT = "quit"
     SAY = "say"
@@ -116,6 +134,9 @@ class CommandSpec:
         and all (a password).
     @ivar ok: Whether success is answered C{OK <verb> <name>}.
     @ivar optional: The names of arguments that may follow C{args}.
+    @ivar tail: The name of the free text that may follow the arguments
+        (a reason, a topic), spaces and all; empty when the verb takes none.
+    @ivar needs_tail: Whether that text must be there.
     """
 
     verb: Verb
@@ -126,6 +147,8 @@ class CommandSpec:
     rest: bool = False
     ok: bool = False
     optional: tuple[str, ...] = ()
+    tail: str = ""
+    needs_tail: bool = False
 
     @property
     def name(self) -> str:
@@ -144,8 +167,25 @@ class CommandSpec:
                 f"/{self.name}",
                 *(f"<{arg}>" for arg in self.args),
                 *(f"[<{arg}>]" for arg in self.optional),
+                *(
+                    (f"<{self.tail}>" if self.needs_tail else f"[<{self.tail}>]",)
+                    if self.tail
+                    else ()
+                ),
             ]
         )
+
+
+#: How many audit entries C{/audit} shows by default, and at most.
+DEFAULT_AUDIT = 50
+MAX_AUDIT = 500
+
+
+def _in_room(verb: Verb, args: tuple[str, ...], help: str, tail: str = "") -> CommandSpec:
+    """
+    A moderation command, which acts on the room the client is in.
+    """
+    return CommandSpec(verb, args, _IN_ROOM, help, f"/{verb.value} works only in a room", tail=tail)
 
 
 #: Every verb, in the order C{/help} lists them.
@@ -222,6 +262,47 @@ TABLE: dict[Verb, CommandSpec] = {
             Verb.UNIGNORE, ("user",), _LOGGED_IN, "receive their private messages again", ok=True
         ),
         CommandSpec(Verb.IGNORES, (), _LOGGED_IN, "list whom you ignore"),
+        _in_room(Verb.TOPIC, (), "set the room's topic (operators); empty clears it", "text"),
+        _in_room(Verb.OP, ("user",), "make someone an operator of the room (owner, admins)"),
+        _in_room(Verb.DEOP, ("user",), "take away someone's operator rights (owner, admins)"),
+        _in_room(Verb.OPS, (), "list the room's owner and operators"),
+        _in_room(Verb.KICK, ("user",), "send someone out of the room (operators)", "reason"),
+        _in_room(Verb.BAN, ("user",), "keep someone out of the room (operators)", "reason"),
+        _in_room(Verb.UNBAN, ("user",), "let a banned user back in (operators)"),
+        _in_room(Verb.BANS, (), "list the room's bans (operators)"),
+        _in_room(Verb.MUTE, ("user",), "stop someone's messages to the room (operators)"),
+        _in_room(Verb.UNMUTE, ("user",), "let a muted user speak again (operators)"),
+        _in_room(Verb.DELETE, ("ts",), "delete a message by its timestamp (its sender, operators)"),
+        CommandSpec(
+            Verb.LOCK,
+            ("user",),
+            _LOGGED_IN,
+            "lock an account and disconnect it (admins)",
+            tail="reason",
+        ),
+        CommandSpec(Verb.UNLOCK, ("user",), _LOGGED_IN, "unlock an account (admins)"),
+        CommandSpec(
+            Verb.WALL,
+            (),
+            _LOGGED_IN,
+            "a notice to everyone logged in (admins)",
+            tail="text",
+            needs_tail=True,
+        ),
+        CommandSpec(
+            Verb.DROP,
+            ("room",),
+            _LOGGED_IN,
+            "delete a room, its history and its bans (admins)",
+            tail="reason",
+        ),
+        CommandSpec(
+            Verb.AUDIT,
+            (),
+            _LOGGED_IN,
+            f"the last moderation and admin actions (admins; {DEFAULT_AUDIT} by default)",
+            optional=("count",),
+        ),
         CommandSpec(Verb.HELP, (), _ANY, "this list"),
         CommandSpec(Verb.QUIT, (), _ANY, "disconnect (or type exit)"),
         CommandSpec(Verb.SAY, ("text",), _IN_ROOM, "", "you are not in a room: /join <room> first"),
@@ -327,6 +408,8 @@ def parse_args(verb: Verb, rest: str) -> tuple[str, ...]:
     if verb is Verb.HISTORY:
         return _history_args(rest)
     spec = TABLE[verb]
+    if spec.tail or spec.optional or spec.args == ("ts",):
+        return _moderation_args(spec, rest)
     arity = len(spec.args)
     if spec.rest:
         # The password is everything after the one space that ends the name:
@@ -385,6 +468,42 @@ def _history_args(rest: str) -> tuple[str, ...]:
     if not valid_name(name):
         raise CommandError(ErrorCode.BAD_NAME, "names are 1 to 32 of A-Z a-z 0-9 _ -")
     return target, before, count or str(DEFAULT_PAGE)
+
+
+def _moderation_args(spec: CommandSpec, rest: str) -> tuple[str, ...]:
+    """
+    The arguments of a moderation or admin command: its names (or a
+    message's stamp), then its free text, if it takes one (C{""} when none
+    was given), or its count.
+    """
+    usage = f"usage: {spec.usage}"
+    arity = len(spec.args)
+    words = rest.split(None, arity) if arity else []
+    text = rest.strip() if not arity else (words[arity].strip() if len(words) > arity else "")
+    args = words[:arity]
+    if len(args) != arity:
+        raise CommandError(ErrorCode.BAD_SYNTAX, usage)
+    for name, value in zip(spec.args, args, strict=True):
+        if name == "ts":
+            if not (_STAMP.match(value) and _is_stamp(value)):
+                raise CommandError(
+                    ErrorCode.BAD_SYNTAX,
+                    f"{value[:40]} is not a timestamp like 2026-12-02T14:02:05.123Z; {usage}",
+                )
+        elif not valid_name(value):
+            raise CommandError(ErrorCode.BAD_NAME, "names are 1 to 32 of A-Z a-z 0-9 _ -")
+    if spec.optional:
+        # /audit [<count>]
+        if not text:
+            return (*args, str(DEFAULT_AUDIT))
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_AUDIT):
+            raise CommandError(ErrorCode.BAD_SYNTAX, f"a count is 1 to {MAX_AUDIT}; {usage}")
+        return (*args, str(int(text)))
+    if spec.needs_tail and not text:
+        raise CommandError(ErrorCode.BAD_SYNTAX, usage)
+    if not spec.tail and text:
+        raise CommandError(ErrorCode.BAD_SYNTAX, usage)
+    return (*args, text) if spec.tail else tuple(args)
 
 
 def _is_stamp(word: str) -> bool:

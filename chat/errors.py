@@ -37,6 +37,12 @@ class ErrorCode(enum.Enum):
     RATE_LIMITED = "rate-limited"
     REGISTRATION_CLOSED = "registration-closed"
     UNAVAILABLE = "unavailable"
+    FORBIDDEN = "forbidden"
+    NOT_HERE = "not-here"
+    BANNED = "banned"
+    MUTED = "muted"
+    LOCKED = "locked"
+    NO_SUCH_MESSAGE = "no-such-message"
 
 
 class ChatError(Exception):
