@@ -24,6 +24,7 @@ from chat.errors import ChatError, ErrorCode
 from chat.guard import has_visible, minutes
 from chat.interfaces import IChatUser, NameTaken, StoreUnavailable
 from chat.message import Message
+from chat.moderation import Moderator
 from chat.rooms import Mind, Room
 from chat.service import ChatService
 
@@ -34,7 +35,7 @@ __all__ = ["ChatRealm", "ChatUser"]
 
 
 @implementer(IChatUser)
-class ChatUser:
+class ChatUser(Moderator):
     """
     A logged-in connection, as the realm hands it out: the actions a
     client can take.  Each one either does what was asked or raises
@@ -92,18 +93,21 @@ class ChatUser:
                 raise ChatError(ErrorCode.ROOM_EXISTS, f"{name} exists; /join it")
             raise ChatError(ErrorCode.UNAVAILABLE, "cannot create rooms right now; try again")
 
-        return service.create(name).addCallbacks(created, failed)
+        return service.create(name, self.name).addCallbacks(created, failed)
 
     def join(self, name: str) -> Room:
         """
         Enter a room, leaving the one the user was in.
         """
-        room = self.service.find(name)
+        service = self.service
+        room = service.find(name)
         if room is None:
             raise ChatError(
                 ErrorCode.NO_SUCH_ROOM, f"no room named {name}; /create {name} makes one"
             )
-        self.service.join(self, room)
+        if service.banned(room.name, self.key):
+            raise ChatError(ErrorCode.BANNED, f"you are banned from {room.name}")
+        service.join(self, room)
         return room
 
     def leave(self) -> Room:
@@ -123,7 +127,11 @@ class ChatUser:
         nothing of it would show.
         """
         if has_visible(text):
-            self.service.say(self, text)
+            service = self.service
+            room = self.room
+            if room is not None and service.muted(room.name, self.key):
+                raise ChatError(ErrorCode.MUTED, f"you are muted in {room.name}; nobody sees that")
+            service.say(self, text)
 
     def who(self) -> list[str]:
         """

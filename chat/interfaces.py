@@ -24,6 +24,7 @@ from chat.storage.accounts import IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.direct import DirectMessage
 from chat.storage.files.rooms import IChatStore
+from chat.storage.moderation import Act
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = [
@@ -115,6 +116,11 @@ class IEventEncoder(Interface):
         """
         A private message, as the user whose lower-case name is C{viewer}
         (its sender, its recipient, or both) sees it.
+        """
+
+    def act(act: Act) -> bytes:
+        """
+        A moderation or admin act, as a room (or everyone) is shown it.
         """
 
 

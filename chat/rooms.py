@@ -25,6 +25,7 @@ from twisted.internet.defer import Deferred
 from chat.errors import ErrorCode
 from chat.message import Message
 from chat.storage.direct import DirectMessage
+from chat.storage.moderation import Act
 
 __all__ = ["Encoder", "Member", "Mind", "Room", "RoomListing"]
 
@@ -43,6 +44,8 @@ class Encoder(Protocol):
     def parted(self, room: str, timestamp: str, user: str) -> bytes: ...
 
     def direct(self, viewer: str, message: DirectMessage) -> bytes: ...
+
+    def act(self, act: Act) -> bytes: ...
 
 
 class Mind(Protocol):
@@ -190,6 +193,12 @@ class RoomListing:
         self._where: dict[str, int] | None = None
         self._stale: set[Room] = set(rooms.values())
         self._listing: bytes | None = None
+
+    def removed(self, at: int, room: Room) -> None:
+        del self._rows[at]
+        self._where = None
+        self._stale.discard(room)
+        self._listing = None
 
     def added(self, at: int, room: Room) -> None:
         self._rows.insert(at, b"")

@@ -13,7 +13,7 @@ the avatar's (L{chat.avatar.ChatUser}).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -27,15 +27,17 @@ from chat.errors import ErrorCode
 from chat.guard import Quota
 from chat.interfaces import IAccountStore, IChatBackend, IRoomEvents, NameTaken, StoreUnavailable
 from chat.message import Message, format_timestamp, next_timestamp
+from chat.moderation import Keeper
 from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
 from chat.storage.direct import DirectMessage, IDirectEvents, IDirectMessages, Unread
+from chat.storage.moderation import IModerationEvents, Rules
 
 __all__ = ["ChatService"]
 
 
-@implementer(IRoomEvents, IDirectEvents)
-class ChatService(Service):
+@implementer(IRoomEvents, IDirectEvents, IModerationEvents)
+class ChatService(Service, Keeper):
     """
     Holds the rooms and the connections, and keeps the backend in step.
 
@@ -48,6 +50,9 @@ class ChatService(Service):
         (then every well-formed name is taken to be a user's).
     @ivar users: The logged-in connections of this server by lower-case
         name: one avatar, or a list when a user has several.
+    @ivar admins: The lower-case names of the admins (C{--admin}).
+    @ivar rules: Every room's keepers, bans, mutes and topic, and the
+        locked accounts, as the store last said (L{chat.moderation.Keeper}).
     """
 
     log = Logger()
@@ -60,6 +65,7 @@ class ChatService(Service):
         max_rooms: int = 0,
         rooms_per_hour: int = 0,
         accounts: IAccountStore | None = None,
+        admins: Iterable[str] = (),
     ) -> None:
         """
         @param backend: Where the rooms live: on files, a
@@ -97,6 +103,8 @@ class ChatService(Service):
         self._direct_pending: list[tuple[Member, str, str, str]] = []
         self._direct_out: dict[Mind, list[bytes]] = {}
         self._flushing = False
+        self.admins = frozenset(name.lower() for name in admins)
+        self.rules = Rules()
 
     def startService(self) -> None:
         super().startService()
@@ -154,7 +162,10 @@ class ChatService(Service):
         self._changed(room)
 
     def messages_stored(self, room: str, messages: Sequence[Message]) -> None:
-        target = self.room_created(room)
+        target = self.rooms.get(room.lower())
+        if target is None:
+            # Said in a room as it was dropped.
+            return
         target.recent.extend(messages)
         last = messages[-1][0] if messages else None
         if last is not None and (target.last is None or last > target.last):
@@ -163,7 +174,9 @@ class ChatService(Service):
         target.broadcast(lambda encoder: encoder.messages(room, messages))
 
     def user_joined(self, room: str, user: str, timestamp: str) -> None:
-        target = self.room_created(room)
+        target = self.rooms.get(room.lower())
+        if target is None:
+            return
         key = user.lower()
         if key not in target.present:
             target.present[key] = user
@@ -172,7 +185,10 @@ class ChatService(Service):
             target.broadcast(lambda encoder: encoder.joined(name, timestamp, user), skip=key)
 
     def user_parted(self, room: str, user: str, timestamp: str) -> None:
-        target = self.room_created(room)
+        target = self.rooms.get(room.lower())
+        if target is None:
+            # A dropped room's members, leaving it in the presence records.
+            return
         key = user.lower()
         if target.present.pop(key, None) is not None:
             self._changed(target)
@@ -369,9 +385,9 @@ class ChatService(Service):
         for listing in self._listings:
             listing.changed(room)
 
-    def create(self, name: str) -> Deferred[Room]:
+    def create(self, name: str, owner: str | None = None) -> Deferred[Room]:
         """
-        Create a room.
+        Create a room; C{owner}, its creator, owns it.
 
         @return: A Deferred firing with the new L{Room} once it is durable,
             or failing with L{NameTaken} or L{StoreUnavailable}.
@@ -385,12 +401,29 @@ class ChatService(Service):
             self.log.info("Room {room} created", room=name)
             return self.room_created(name)
 
+        def claimed(_: object) -> Deferred[None] | None:
+            return self.claim(name, owner) if owner is not None else None
+
         def done(result: Any) -> Any:
             self._creating.discard(key)
             return result
 
         d: Deferred[Any] = self.backend.create_room(name)
-        return d.addCallback(created).addBoth(done)
+        return d.addCallback(claimed).addCallback(created).addBoth(done)
+
+    def _forget(self, room: Room) -> None:
+        """
+        A room was dropped: it is no longer listed, and its name is free.
+        """
+        key = room.name.lower()
+        if self.rooms.pop(key, None) is None:
+            return
+        at = bisect_left(self._order, key)
+        del self._order[at]
+        for listing in self._listings:
+            listing.removed(at, room)
+        if room.pending and room in self._dirty:
+            self._dirty.remove(room)
 
     def join(self, user: Member, room: Room) -> None:
         """
@@ -477,6 +510,11 @@ class ChatService(Service):
         """
         pending = room.pending
         if not pending:
+            return
+        if room.name.lower() not in self.rooms:
+            # Dropped meanwhile: nowhere to store it.
+            room.pending = []
+            room.senders = []
             return
         senders = room.senders
         room.pending = []

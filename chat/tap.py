@@ -30,6 +30,7 @@ from twisted.python.usage import CoerceParameter
 
 from chat import PROTOCOL_VERSION, __version__
 from chat.avatar import ChatRealm
+from chat.commands import valid_name
 from chat.guard import DEFAULT_EXEMPT, Limits, Network, parse_networks
 from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
@@ -196,6 +197,7 @@ class Options(usage.Options, AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()
         self["ports"] = []
+        self["admins"] = []
         # --help shows docstrings as they are written, indentation and all.
         self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
         for name, handler in self._dispatch.items():
@@ -211,6 +213,16 @@ class Options(usage.Options, AuthOptionMixin):
         self["ports"].append(description)
 
     opt_p = opt_port
+
+    def opt_admin(self, name: str) -> None:
+        """
+        An account that may moderate every room, lock accounts, send
+        notices to everyone, drop rooms and read the audit log. Repeat for
+        several; the account need not exist yet (register it at once).
+        """
+        if not valid_name(name):
+            raise usage.UsageError(f"--admin {name}: names are 1 to 32 of A-Z a-z 0-9 _ -")
+        self["admins"].append(name)
 
     def opt_auth(self, description: str) -> None:
         """
@@ -454,6 +466,7 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         history=options["history"],
         max_rooms=limits.max_rooms,
         rooms_per_hour=limits.max_rooms_per_hour,
+        admins=options.get("admins", ()),
     )
     chat.setServiceParent(top)
 

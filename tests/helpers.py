@@ -131,9 +131,11 @@ class Chat:
         run: Any = run_inline,
         checker: Any = None,
         backend: Any = None,
+        admins: tuple[str, ...] = (),
     ) -> None:
         """
         @param backend: Where the rooms live, if not in files under C{data}.
+        @param admins: The names C{--admin} would give.
         """
         self.data = data
         self.clock = Clock()
@@ -145,6 +147,7 @@ class Chat:
             history=history,
             max_rooms=limits.max_rooms,
             rooms_per_hour=limits.max_rooms_per_hour,
+            admins=admins,
         )
         self.service.startService()
         if checker is None:

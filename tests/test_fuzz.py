@@ -57,6 +57,8 @@ TAGS = frozenset(
     {"HELLO", "PROMPT", "OK", "ERR", "ROOM", "END", "MEMBER", "HISTORY"}
     | {"MSG", "JOIN", "PART", "INFO", "BYE"}
     | {"DM", "CONVERSATION", "IGNORED"}
+    | {"TOPIC", "OP", "DEOP", "OPERATOR", "KICK", "BAN", "UNBAN", "BANNED", "MUTE", "UNMUTE"}
+    | {"DELETE", "NOTICE", "DROPPED"}
 )
 CODES = frozenset(code.value for code in ErrorCode)
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -75,7 +77,11 @@ SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
     "PROMPT": ([("username",), ("password",)], True),
     # From the command table: the verbs whose success says OK <verb> <name>
     # (register, login, create, join, leave).
-    "OK": ([(spec.name, "name") for spec in COMMANDS if spec.ok], None),
+    "OK": (
+        [(spec.name, "name") for spec in COMMANDS if spec.ok]
+        + [("lock", "name"), ("unlock", "name")],
+        None,
+    ),
     "ERR": ([("code",)], True),
     "ROOM": ([("name", "count")], False),
     "END": (
@@ -88,9 +94,25 @@ SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
             ("unread",),
             ("dms",),
             ("ignores",),
+            ("ops", "name"),
+            ("bans", "name"),
+            ("audit",),
         ],
         False,
     ),
+    "TOPIC": ([("name", "ts", "name")], True),
+    "OP": ([("name", "ts", "name", "name")], False),
+    "DEOP": ([("name", "ts", "name", "name")], False),
+    "OPERATOR": ([("name", "name", "owner"), ("name", "name", "operator")], False),
+    "KICK": ([("name", "ts", "name", "name")], None),
+    "BAN": ([("name", "ts", "name", "name")], None),
+    "UNBAN": ([("name", "ts", "name", "name")], False),
+    "BANNED": ([("name", "name", "ts", "name")], None),
+    "MUTE": ([("name", "ts", "name", "name")], False),
+    "UNMUTE": ([("name", "ts", "name", "name")], False),
+    "DELETE": ([("name", "ts", "name")], False),
+    "NOTICE": ([("ts", "name")], True),
+    "DROPPED": ([("name", "ts", "name")], None),
     "MEMBER": ([("name", "name")], False),
     "HISTORY": ([("name", "ts", "name"), ("@name", "ts", "name")], True),
     "DM": ([("name", "ts", "name")], True),

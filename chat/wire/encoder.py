@@ -20,11 +20,13 @@ from chat.interfaces import IEventEncoder
 from chat.lines import format_line
 from chat.message import Message
 from chat.storage.direct import DirectMessage
+from chat.storage.moderation import Act, Ban, Topic
 
 __all__ = ["LINES", "LineEncoder"]
 
 END_ROOMS = format_line("END", "rooms")
 END_UNREAD = format_line("END", "unread")
+END_AUDIT = format_line("END", "audit")
 
 
 @implementer(IEventEncoder)
@@ -50,14 +52,16 @@ class LineEncoder:
         """
         return format_line("ROOM", name, str(population))
 
-    def entered(self, room: str, recent: Iterable[Message]) -> bytes:
+    def entered(self, room: str, recent: Iterable[Message], topic: Topic | None = None) -> bytes:
         """
         The answer to a join: the room's recent history between C{OK join}
-        and C{END history}.
+        and C{END history}, then its topic if it has one.
         """
         out = [format_line("OK", "join", room)]
         out.extend(format_line("HISTORY", room, ts, user, text=text) for ts, user, text in recent)
         out.append(format_line("END", "history", room))
+        if topic is not None:
+            out.append(format_line("TOPIC", room, topic.stamp, topic.by, text=topic.text))
         return b"".join(out)
 
     def members(self, room: str, names: Iterable[str]) -> bytes:
@@ -105,6 +109,56 @@ class LineEncoder:
     def ignores(self, names: Iterable[str]) -> bytes:
         out = [format_line("IGNORED", name) for name in names]
         out.append(format_line("END", "ignores"))
+        return b"".join(out)
+
+    def act(self, act: Act) -> bytes:
+        """
+        A moderation or admin act, as the room (or, for C{wall}, everyone)
+        sees it.  A reason ends the line only when one was given.
+        """
+        action = act.action
+        room = act.room or "-"
+        if action == "topic":
+            return format_line("TOPIC", room, act.stamp, act.actor, text=act.reason or "")
+        if action == "delete":
+            # Named by the deleted message's stamp.
+            return format_line("DELETE", room, act.reason or "-", act.actor)
+        if action == "wall":
+            return format_line("NOTICE", act.stamp, act.actor, text=act.reason or "")
+        if action == "drop":
+            return format_line("DROPPED", room, act.stamp, act.actor, text=act.reason)
+        target = act.target or "-"
+        if action in ("kick", "ban"):
+            return format_line(action.upper(), room, act.stamp, act.actor, target, text=act.reason)
+        return format_line(action.upper(), room, act.stamp, act.actor, target)
+
+    def operators(self, room: str, keepers: Iterable[tuple[str, str]]) -> bytes:
+        out = [format_line("OPERATOR", room, name, role) for name, role in keepers]
+        out.append(format_line("END", "ops", room))
+        return b"".join(out)
+
+    def bans(self, room: str, bans: Iterable[Ban]) -> bytes:
+        out = [
+            format_line("BANNED", room, ban.user, ban.stamp, ban.by, text=ban.reason)
+            for ban in bans
+        ]
+        out.append(format_line("END", "bans", room))
+        return b"".join(out)
+
+    def audit(self, acts: Iterable[Act]) -> bytes:
+        out = [
+            format_line(
+                "AUDIT",
+                act.stamp,
+                act.actor,
+                act.action,
+                act.room or "-",
+                act.target or "-",
+                text=act.reason,
+            )
+            for act in acts
+        ]
+        out.append(END_AUDIT)
         return b"".join(out)
 
     def error(self, code: ErrorCode, text: str) -> bytes:

@@ -225,6 +225,19 @@ class LoginFlow:
             # The client hung up, or the server said BYE, while bcrypt ran.
             logout()
             return
+        service = self.factory.service
+        if service.locked(user.name):
+            # Said only after the right password, so that a lock tells a
+            # guesser nothing.
+            logout()
+            self.log.info("Refused {user}: the account is locked", user=user.name)
+            reason = service.rules.locks.get(user.key) or ""
+            self.error(
+                ErrorCode.LOCKED,
+                f"this account is locked: {reason}" if reason else "this account is locked",
+            )
+            self._resume()
+            return
         # The realm's logout is the user's own: rather than keep that bound
         # method (64 bytes a connection), say so and call it when needed.
         self.user = user

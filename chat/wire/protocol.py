@@ -60,6 +60,7 @@ from chat.service import ChatService
 from chat.wire import direct, telnet
 from chat.wire.encoder import END_ROOMS, HELP, LINES, LineEncoder
 from chat.wire.login import OWN_LOGOUT, LoginFactory, LoginFlow
+from chat.wire.moderation import ModerationCommands
 from chat.wire.peer import describe, known_at_connect
 from chat.wire.quiet import SilentTally
 
@@ -69,7 +70,7 @@ T = TypeVar("T")
 
 
 @implementer(IChatClient)
-class ChatProtocol(LineReceiver, LoginFlow):
+class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands):
     """
     One client connection, and the mind of its avatar.
 
@@ -525,7 +526,9 @@ class ChatProtocol(LineReceiver, LoginFlow):
 
         def done(result: T) -> None:
             if not self.closing:
-                self.write(answer(result))
+                data = answer(result)
+                if data:
+                    self.write(data)
                 self.resumeProducing()
 
         d.addCallbacks(done, self._refused)
@@ -541,7 +544,9 @@ class ChatProtocol(LineReceiver, LoginFlow):
 
     def do_join(self, name: str) -> None:
         room = self._avatar().join(name)
-        self.write(self.encoder.entered(room.name, room.recent))
+        rules = self.factory.service.room_rules(room.name)
+        topic = rules.topic if rules is not None else None
+        self.write(self.encoder.entered(room.name, room.recent, topic))
 
     def do_leave(self) -> None:
         room = self._avatar().leave()
@@ -604,6 +609,22 @@ ChatProtocol.handlers = {
     Verb.IGNORE: ChatProtocol.do_ignore,
     Verb.UNIGNORE: ChatProtocol.do_unignore,
     Verb.IGNORES: ChatProtocol.do_ignores,
+    Verb.TOPIC: ChatProtocol.do_topic,
+    Verb.OP: ChatProtocol.do_op,
+    Verb.DEOP: ChatProtocol.do_deop,
+    Verb.OPS: ChatProtocol.do_ops,
+    Verb.KICK: ChatProtocol.do_kick,
+    Verb.BAN: ChatProtocol.do_ban,
+    Verb.UNBAN: ChatProtocol.do_unban,
+    Verb.BANS: ChatProtocol.do_bans,
+    Verb.MUTE: ChatProtocol.do_mute,
+    Verb.UNMUTE: ChatProtocol.do_unmute,
+    Verb.DELETE: ChatProtocol.do_delete,
+    Verb.LOCK: ChatProtocol.do_lock,
+    Verb.UNLOCK: ChatProtocol.do_unlock,
+    Verb.WALL: ChatProtocol.do_wall,
+    Verb.DROP: ChatProtocol.do_drop,
+    Verb.AUDIT: ChatProtocol.do_audit,
     Verb.HELP: ChatProtocol.do_help,
     Verb.QUIT: ChatProtocol.do_quit,
 }
