@@ -567,7 +567,9 @@ class AuditTests(_Case):
             f"AUDIT {parse_line(lines[2]).args[0]} bob delete Lounge bob :{stamp_of(hello)}",
         )
         root.send("/audit 2")
-        self.assertEqual([parse_line(line).args[2] for line in root.take()[:-1]], ["unlock", "drop"])
+        self.assertEqual(
+            [parse_line(line).args[2] for line in root.take()[:-1]], ["unlock", "drop"]
+        )
 
     def test_only_admins_read_it(self) -> None:
         self.alice.send("/audit")
