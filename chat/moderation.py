@@ -155,8 +155,7 @@ class Moderator:
             target,
             reason or None,
         )
-        d = service.moderation.act(act)
-        return d.addCallbacks(lambda _: act, _failed)
+        return service.moderation.act(act).addCallbacks(service.applied, _failed, (act,))
 
     # In a room
 
@@ -364,7 +363,17 @@ class Keeper:
         Make a new room's creator its owner, durably.
         """
         act = Act(format_timestamp(self.clock.seconds()), owner, OWN, room, owner)
-        return self.moderation.act(act)
+        return self.moderation.act(act).addCallback(self.applied, act).addCallback(lambda _: None)
+
+    def applied(self, _: object, act: Act) -> Act:
+        """
+        An act of this process is durable: its rules hold here from now on,
+        even before the store's event comes back (from Redis, a moment
+        later), so that its actor's next command finds them.  Applying it
+        again then changes nothing.
+        """
+        self.rules.apply(act)
+        return act
 
     # What the store says (IModerationEvents)
 
