@@ -30,6 +30,7 @@ which owns the rooms' files.
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 from pathlib import Path
@@ -203,15 +204,13 @@ class ModerationFiles:
         if act.action == OWN:
             d: Deferred[Any] = succeed(None)
         else:
-            d = self._run(_append, self.audit_path, self._audit_size, _audit_line(act))
+            d = self._run(_append, self.audit_path, _audit_line(act))
 
-        def audited(size: int | None) -> Deferred[None]:
-            old = self._audit_size
-            if size is not None:
-                self._audit_size = size
+        def audited(sizes: tuple[int, int] | None) -> Deferred[None]:
             done = self._do(act)
-            if size is not None:
-                done.addErrback(self._unaudit, old)
+            if sizes is not None:
+                before, self._audit_size = sizes
+                done.addErrback(self._unaudit, before)
             return done
 
         def failed(f: Failure) -> Failure:
@@ -395,21 +394,20 @@ def _room_rules(data: dict[str, Any]) -> RoomRules:
 # What runs in a thread.
 
 
-def _append(path: Path, size: int, line: bytes) -> int:
+def _append(path: Path, line: bytes) -> tuple[int, int]:
     """
     Append one line with one C{write(2)}, and fsync (the directory too,
-    when the file is new).
+    when the file is new).  A torn write is taken back.
 
-    @param size: Where the complete lines end: a torn write is taken back
-        to there.
-    @return: Where they end now.
+    @return: Where the file ended before, and where it ends now.
     """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        size = os.fstat(fd).st_size
         try:
             written = os.write(fd, line)
             if written != len(line):
-                raise OSError("short write")
+                raise OSError(errno.ENOSPC, "short write")
             os.fsync(fd)
         except OSError:
             os.ftruncate(fd, size)
@@ -418,7 +416,7 @@ def _append(path: Path, size: int, line: bytes) -> int:
         os.close(fd)
     if size == 0:
         fsync_directory(path.parent)
-    return size + len(line)
+    return size, size + len(line)
 
 
 def _truncate(path: Path, size: int) -> None:
