@@ -325,6 +325,24 @@ class ModerationFilesTests(SynchronousTestCase):
         self.check_erased(600, 411)
         self.assertGreater(self.room_file.stat().st_size, 8 * BLOCK)
 
+    def test_tombstone_of_a_line_longer_than_a_block(self) -> None:
+        long = "y" * (BLOCK * 2 + 100)
+        stamps = self.say(("a", "one"), ("mallory", long), ("a", "three"))
+        found = self.successResultOf(self.moderation.find("Lounge", stamps[1]))
+        self.assertEqual(found, Message(stamps[1], "mallory", long))
+        self.do(act(0, "bob", "delete", "Lounge", "mallory", stamps[1]))
+        self.assertNotIn(b"yyy", self.room_file.read_bytes())
+        self.assertEqual(self.restart().heard.loaded["Lounge"][0], ["one", "three"])
+
+    def test_a_room_whose_messages_are_all_deleted(self) -> None:
+        stamps = self.say(*(("a", f"m{i}") for i in range(5)))
+        for i, when in enumerate(stamps):
+            self.do(act(i, "bob", "delete", "Lounge", "a", when))
+        again = self.restart()
+        self.assertEqual(again.heard.loaded["Lounge"], ([], []))
+        self.successResultOf(again.backend.publish("Lounge", [Message(STAMP, "c", "new")]))
+        self.assertEqual(again.heard.messages[-1].timestamp, stamp(5))
+
     def test_tombstone_of_an_empty_text(self) -> None:
         [when] = self.say(("a", ""))
         self.assertEqual(self.lines(), [f"{when} a ".encode()])

@@ -146,7 +146,9 @@ class ModerationFiles:
     def _load(self) -> Rules:
         rules = Rules()
         existing = {name.lower() for name in self._rooms.rooms()}
-        self.rules_dir.mkdir(parents=True, exist_ok=True)
+        if not self.rules_dir.is_dir():
+            self.rules_dir.mkdir(parents=True)
+            fsync_directory(self.data)
         for path in sorted(self.rules_dir.iterdir()):
             key = path.name[: -len(_SUFFIX)]
             if not path.name.endswith(_SUFFIX) or key not in existing:

@@ -205,15 +205,15 @@ class FileChatStore:
             try:
                 complete = drop_torn_line(fd, f"Room {name}")
                 self._sizes[name] = complete
-                # One message at least, for the last stamp; a deleted
-                # message's tombstone keeps its stamp.
-                recent = read_tail(fd, complete, max(history, 1), partial(self._parse, name))
+                # Past deleted messages, as many as asked for.
+                recent = read_tail(fd, complete, history, partial(self._parse, name))
+                # The last stamp: a deleted message's tombstone keeps it.
                 last = read_tail_lines(fd, complete, 1)
                 if last and len(last[0]) > STAMP_LENGTH and last[0][STAMP_LENGTH] == 0x20:
                     self._last[name] = last[0][:STAMP_LENGTH].decode("ascii", errors="replace")
                 else:
                     self._last[name] = recent[-1].timestamp if recent else None
-                rooms[name] = recent[-history:] if history > 0 else []
+                rooms[name] = recent
             finally:
                 os.close(fd)
         return rooms
