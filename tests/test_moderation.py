@@ -132,6 +132,7 @@ class OwnerAndOperatorTests(_Case):
         self.op_bob()
         self.bob.send("/mute mallory")
         self.assertEqual(tags(self.bob.take()), ["MUTE"])
+        self.take_all()
         self.alice.send("/deop bob")
         [line] = self.alice.take()
         self.assertEqual(line, f"DEOP Lounge {stamp_of(line)} alice bob")
@@ -286,6 +287,7 @@ class BanTests(_Case):
         self.assertEqual(line, f"UNBAN Lounge {stamp_of(line)} alice carol")
         carol.send("/join Lounge")
         self.assertEqual(carol.take()[0], "OK join Lounge")
+        self.alice.take()
         self.alice.send("/bans")
         self.assertEqual(self.alice.take(), ["END bans Lounge"])
 
@@ -334,9 +336,10 @@ class MuteTests(_Case):
 class DeleteTests(_Case):
     def say(self, client: Client, text: str) -> str:
         client.send(text)
-        [line] = client.take()
+        lines = client.take()
+        self.assertEqual(len(lines), 1, lines)
         self.take_all()
-        return stamp_of(line)
+        return stamp_of(lines[0])
 
     def history(self, client: Client) -> list[str]:
         client.send("/history Lounge")
@@ -365,6 +368,7 @@ class DeleteTests(_Case):
         stamp = self.say(self.mallory, "spam")
         self.bob.send(f"/delete {stamp}")
         self.assertEqual(self.bob.take(), [f"DELETE Lounge {stamp} bob"])
+        self.take_all()
         stamp = self.say(self.alice, "owner's words")
         self.bob.send(f"/delete {stamp}")
         self.assertEqual(self.bob.take(), ["ERR forbidden :alice owns Lounge"])
