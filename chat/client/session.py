@@ -74,6 +74,17 @@ class Phase(enum.Enum):
 
 _ASKING = {Phase.ASK_MODE, Phase.ASK_USER, Phase.ASK_PASSWORD, Phase.ASK_CONFIRM}
 
+#: The C{OK <verb> <user>} answers that name a user, for Tab.
+_NAMING_OKS = ("ignore", "unignore", "lock", "unlock")
+
+#: The moderation lines C{<TAG> <room> <ts> <by> [<user>]}: who acted, and on
+#: whom, are names for Tab.
+_MODERATION = ("TOPIC", "OP", "DEOP", "KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "DELETE")
+
+#: Login refusals that asking again cannot mend: the session ends, on a
+#: terminal as in a script.
+_FINAL_REFUSALS = ("locked",)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -244,6 +255,8 @@ class ChatClient:
                 self._hint_answer()
         elif line.tag == "END" and line.args[:1] == ("unread",) and self._last_from:
             self._hint_answer()
+        elif line.tag in ("KICK", "BAN", "DROPPED"):
+            self._on_removal(line)
         elif line.tag == "BYE":
             self._bye = line.text or ""
             self._set_phase(Phase.QUITTING)
@@ -283,7 +296,17 @@ class ChatClient:
             names = args[1:2] if tag == "MEMBER" else args[:1]
         elif tag in ("JOIN", "PART") and len(args) > 2:
             names = args[2:3]
-        elif tag == "OK" and len(args) > 1 and args[0].lower() in ("ignore", "unignore"):
+        elif tag == "OK" and len(args) > 1 and args[0].lower() in _NAMING_OKS:
+            names = args[1:2]
+        elif tag in _MODERATION and len(args) > 2:
+            names = args[2:4]
+        elif tag == "OPERATOR" and len(args) > 1:
+            names = args[1:2]
+        elif tag == "BANNED" and len(args) > 3:
+            names = (args[1], args[3])
+        elif tag == "AUDIT" and len(args) > 4:
+            names = (args[1], args[4])
+        elif tag == "NOTICE" and len(args) > 1:
             names = args[1:2]
         elif tag in ("MSG", "HISTORY", "DM") and len(args) > 2:
             target, stamp = args[0], args[1]
@@ -292,12 +315,37 @@ class ChatClient:
             partner = target[1:] if target.startswith("@") else None
             names = (args[2],) if partner is None else (partner, args[2])
         for name in names:
-            if valid_name(name):
+            # An audit entry's "-" is no one, though it is a valid name.
+            if valid_name(name) and name != "-":
                 self.users[name.lower()] = name
         if target is not None and stamp is not None:
             key = target.lower()
             if key not in self._oldest or stamp < self._oldest[key]:
                 self._oldest[key] = stamp
+
+    def _on_removal(self, line: ServerLine) -> None:
+        """
+        Kicked or banned from our room, or the room dropped: the server has
+        put us in the lobby without a C{PART} or an C{OK leave}, so the
+        prompt, Tab and what a bare word means follow it there.  A dropped
+        room is gone for Tab too.
+        """
+        args = line.args
+        if not args:
+            return
+        room = args[0]
+        if line.tag == "DROPPED":
+            self.rooms = {name for name in self.rooms if name.lower() != room.lower()}
+            ours = True
+        else:
+            ours = len(args) > 3 and self._is_me(args[3])
+        here = self.renderer.room
+        if ours and here is not None and here.lower() == room.lower():
+            self.renderer.room = None
+            self._awaited.discard(room.lower())
+            if not self._awaited:
+                self._stop_history_timer()
+            self._update_prompt()
 
     def _settle(self, line: ServerLine) -> None:
         """
@@ -376,10 +424,13 @@ class ChatClient:
         On a terminal, ask again what was refused, as the server's guided
         dialog does: a refused registration password is asked for again
         (twice) rather than sending the user back to "login or register?",
-        which echoes, where the next attempt would show in clear.
+        which echoes, where the next attempt would show in clear.  A
+        locked account ends the session as a refused login in a script
+        does: the right password was given, and asking for it again would
+        only be refused again.
         """
         code = line.args[0] if line.args else "error"
-        if self.interactive:
+        if self.interactive and code not in _FINAL_REFUSALS:
             if self._mode == "register" and code == "weak-password":
                 self._ask(Phase.ASK_PASSWORD)
             elif self._mode == "register" and code in ("name-taken", "bad-name"):
