@@ -81,6 +81,13 @@ _NAMING_OKS = ("ignore", "unignore", "lock", "unlock")
 #: whom, are names for Tab.
 _MODERATION = ("TOPIC", "OP", "DEOP", "KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "DELETE")
 
+#: How many messages of each room the client remembers (their stamps and
+#: senders, not their text) for C{/delete <time>}.
+SEEN_PER_ROOM = 500
+
+#: A time as the client shows it: C{14:02:05}, or C{2026-12-01 14:02:05}.
+_SHOWN_TIME = re.compile(r"(?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d\Z")
+
 #: Login refusals that asking again cannot mend: the session ends, on a
 #: terminal as in a script.
 _FINAL_REFUSALS = ("locked",)
@@ -162,6 +169,9 @@ class ChatClient:
         # The oldest timestamp seen of each room and conversation (C{@user}),
         # in lower case: where the next /history page starts.
         self._oldest: dict[str, str] = {}
+        # The stamps and senders of the messages shown of each room, by the
+        # room's name in lower case: /delete takes the time shown.
+        self._seen: dict[str, deque[tuple[str, str]]] = {}
         # Who sent the last private message received, for the hint.
         self._last_from = ""
         # The rooms being joined and conversations being opened (C{@user}),
@@ -318,8 +328,14 @@ class ChatClient:
             # An audit entry's "-" is no one, though it is a valid name.
             if valid_name(name) and name != "-":
                 self.users[name.lower()] = name
+        if tag == "DELETE" and len(args) > 1:
+            self._forget(args[0], args[1])
         if target is not None and stamp is not None:
             key = target.lower()
+            if not target.startswith("@"):
+                seen = self._seen.setdefault(key, deque(maxlen=SEEN_PER_ROOM))
+                if (stamp, args[2]) not in seen:
+                    seen.append((stamp, args[2]))
             if key not in self._oldest or stamp < self._oldest[key]:
                 self._oldest[key] = stamp
 
@@ -346,6 +362,12 @@ class ChatClient:
             if not self._awaited:
                 self._stop_history_timer()
             self._update_prompt()
+
+    def _forget(self, room: str, stamp: str) -> None:
+        seen = self._seen.get(room.lower())
+        if seen is not None:
+            for item in [item for item in seen if item[0] == stamp]:
+                seen.remove(item)
 
     def _settle(self, line: ServerLine) -> None:
         """
@@ -749,9 +771,44 @@ class ChatClient:
                 self._stop_talking()
         elif verb == "/history" and len(words) == 1:
             self._page_back()
+        elif verb == "/delete" and self._shown_time(words):
+            self._delete_shown(verb, " ".join(words[1:]))
         else:
             return False
         return True
+
+    def _shown_time(self, words: list[str]) -> bool:
+        """
+        Whether C{/delete} names its message by the time the client showed
+        (C{/delete 14:02:05}) rather than by the server's timestamp, which
+        the client does not show.
+        """
+        return self.renderer.room is not None and bool(_SHOWN_TIME.match(" ".join(words[1:])))
+
+    def _delete_shown(self, verb: str, shown: str) -> None:
+        """
+        C{/delete <time shown>}: the message of the room shown at that time
+        (today's when only the time of day is given), sent by its stamp;
+        when none or several were, say so rather than guess.
+        """
+        room = self.renderer.room or ""
+        when = self.renderer.when
+        matches = [
+            (stamp, sender)
+            for stamp, sender in self._seen.get(room.lower(), ())
+            if when(stamp) == shown
+        ]
+        if len(matches) == 1:
+            self._send(f"{verb} {matches[0][0]}")
+            return
+        if not matches:
+            self._complain(
+                f"no message shown at {shown} in {clean(room)}; "
+                "/delete takes a time shown or a timestamp like 2026-12-02T14:02:05.123Z"
+            )
+            return
+        which = ", ".join(f"{stamp} ({clean(sender)})" for stamp, sender in matches[-5:])
+        self._complain(f"{len(matches)} messages at {shown}: /delete one of {which}")
 
     def _place(self) -> str:
         room = self.renderer.room

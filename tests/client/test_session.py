@@ -544,3 +544,56 @@ def test_a_locked_account_is_told_why_at_the_end() -> None:
     h.hear("BYE :your account is locked")
     h.lose(ConnectionDone())
     assert h.outcomes == [Outcome(1, "the server ended the session: your account is locked")]
+
+
+def test_delete_takes_the_time_shown(india_time: None) -> None:
+    h = _in_lounge()
+    second = STAMP.replace(".123Z", ".456Z")
+    h.hear(
+        f"MSG Lounge {STAMP} mallory :buy now",
+        f"MSG Lounge {second} mallory :cheap",
+        "MSG Lounge 2026-11-25T04:50:07.000Z mallory :really",
+        "MSG general 2026-11-25T04:50:09.000Z bob :elsewhere",
+    )
+    h.output()
+    # The time as shown: the one message shown then, by its stamp.
+    h.type("/delete 10:20:07\r")
+    assert h.sent() == ["/delete 2026-11-25T04:50:07.000Z"]
+    # Two messages in that second: the client says which, and sends nothing.
+    h.type("/delete 10:20:05\r")
+    assert h.sent() == []
+    assert (
+        f"! 2 messages at 10:20:05: /delete one of {STAMP} (mallory), {second} (mallory)"
+        in h.output()
+    )
+    h.type(f"/delete {second}\r")
+    assert h.sent() == [f"/delete {second}"]
+    h.hear(f"DELETE Lounge {second} bob")
+    assert "* bob deleted a message (10:20:05)" in h.output()
+    # Once deleted, the other one of that second is the only one.
+    h.type("/delete 10:20:05\r")
+    assert h.sent() == [f"/delete {STAMP}"]
+    # Only this room's messages; nothing shown then: said, not sent.
+    h.type("/delete 10:20:09\r")
+    assert h.sent() == []
+    assert "! no message shown at 10:20:09 in Lounge" in h.output()
+    # Anything else goes to the server, which judges it.
+    h.type("/delete soon\r/delete\r")
+    assert h.sent() == ["/delete soon", "/delete"]
+
+
+def test_delete_of_an_older_message_takes_its_date_too(india_time: None) -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear(
+        "OK join Lounge",
+        "HISTORY Lounge 2026-11-24T04:50:05.000Z mallory :yesterday",
+        "END history Lounge",
+    )
+    h.output()
+    h.type("/delete 10:20:05\n/delete 2026-11-24 10:20:05\n")
+    assert h.sent() == ["/delete 2026-11-24T04:50:05.000Z"]
+    assert h.lines() == [
+        "! no message shown at 10:20:05 in Lounge; /delete takes a time shown "
+        "or a timestamp like 2026-12-02T14:02:05.123Z"
+    ]
