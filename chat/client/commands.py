@@ -90,10 +90,25 @@ LOGIN_WORDS = ("login", "register")
 LOBBY_WORDS = ("create", "exit")
 
 #: Commands whose argument is an existing room.
-ROOM_ARGUMENT = ("/join",)
+ROOM_ARGUMENT = ("/join", "/drop")
 
-#: Commands whose argument is a user.
-USER_ARGUMENT = ("/msg", "/dm", "/ignore", "/unignore")
+#: Commands whose argument is a user: private messages, ignores, and the
+#: moderators' and admins' commands that act on someone.
+USER_ARGUMENT = (
+    "/msg",
+    "/dm",
+    "/ignore",
+    "/unignore",
+    "/op",
+    "/deop",
+    "/kick",
+    "/ban",
+    "/unban",
+    "/mute",
+    "/unmute",
+    "/lock",
+    "/unlock",
+)
 
 #: The command whose argument is a room, or C{@} and a user.
 HISTORY = "/history"
@@ -133,9 +148,10 @@ def completions(
         C{/commands} are completed.  Only the C{/commands} the server's
         table allows there are offered.
     @param rooms: The room names the client knows of (the last room list,
-        and the rooms joined since).
+        and the rooms joined since), completed after C{/join}, C{/drop}
+        and C{/history}.
     @param users: The user names the client has seen, completed after
-        C{/msg}, C{/dm}, C{/ignore}, C{/unignore} and C{/history @}.
+        the commands of L{USER_ARGUMENT} and C{/history @}.
     @param talking: A conversation is open (C{/dm}): a bare word is a
         private message, so only C{/commands} are completed there.
     """

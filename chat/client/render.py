@@ -100,9 +100,13 @@ class Renderer:
     else the server says starts with C{*} (information) or C{!} (an error),
     so that nobody mistakes a system line for something a user typed.
     Multi-line replies (room list, members, history, conversations,
-    ignores) are collected until their C{END} line and shown as one block.
+    ignores, operators, bans, the audit log) are collected until their
+    C{END} line and shown as one block.
     A private message reads C{[14:02:11] alice \u2192 you: hi} (your own,
     C{you \u2192 bob}), so that it is never mistaken for one said in the room.
+    Moderation reads as sentences (C{* bob kicked mallory (spam)}), with
+    C{you} where it is about the reader, and an admin's notice starts with
+    C{!!}.
 
     @ivar me: The logged-in user, whose own messages are shown in bold.
     @ivar room: The room we are in; a message for another room (which the
@@ -119,6 +123,12 @@ class Renderer:
         self._history: list[ServerLine] = []
         self._conversations: list[tuple[str, str]] = []
         self._ignored: list[str] = []
+        self._keepers: list[str] = []
+        self._bans: list[tuple[str, str, str, str]] = []
+        self._audit: list[tuple[str, ...]] = []
+        # The room (lower case) whose history on joining has just ended:
+        # a TOPIC right after it is the room's topic, not a change.
+        self._joined: str | None = None
         # The history targets (lower case, C{@user} for a conversation) whose
         # next END history ends an opening (joining, /dm) rather than a page.
         self._openings: set[str] = set()
@@ -148,6 +158,20 @@ class Renderer:
             "DM": self._dm,
             "CONVERSATION": self._conversation,
             "IGNORED": self._ignored_line,
+            "TOPIC": self._topic,
+            "OP": self._op,
+            "DEOP": self._op,
+            "OPERATOR": self._operator,
+            "KICK": self._kick,
+            "BAN": self._kick,
+            "UNBAN": self._act,
+            "MUTE": self._act,
+            "UNMUTE": self._act,
+            "BANNED": self._banned,
+            "DELETE": self._delete,
+            "NOTICE": self._notice,
+            "DROPPED": self._dropped,
+            "AUDIT": self._audit_line,
         }
 
     def render(self, line: ServerLine) -> list[str]:
@@ -156,6 +180,8 @@ class Renderer:
             none, while a block is being collected.
         """
         heading = self._missed_heading(line)
+        if line.tag != "TOPIC":
+            self._joined = None
         handler = self._handlers.get(line.tag)
         if handler is None:
             # The protocol's rule: a tag a client does not know belongs to
@@ -309,6 +335,8 @@ class Renderer:
             "leave": f"left {what}",
             "ignore": f"ignoring {what}: their private messages are dropped",
             "unignore": f"no longer ignoring {what}",
+            "lock": f"{what} is locked",
+            "unlock": f"{what} is unlocked",
         }
         text = texts.get(command) or "ok: " + " ".join(map(clean, line.args))
         if line.text:
@@ -358,6 +386,8 @@ class Renderer:
             target = line.args[1] if len(line.args) > 1 else ""
             if target.lower() in self._openings:
                 self._openings.discard(target.lower())
+                if not target.startswith("@"):
+                    self._joined = target.lower()
                 return self._end_history(target)
             return self._end_page(target)
         if what == "unread":
@@ -370,6 +400,12 @@ class Renderer:
             if not ignored:
                 return [self.system("you ignore nobody")]
             return [self.system(f"ignoring ({len(ignored)}): {', '.join(ignored)}")]
+        if what == "ops":
+            return self._end_ops(line.args[1] if len(line.args) > 1 else "")
+        if what == "bans":
+            return self._end_bans(line.args[1] if len(line.args) > 1 else "")
+        if what == "audit":
+            return self._end_audit()
         # The end of help, whose lines the session shows its own way, or of
         # a block the client does not know (as for its tag, ignored).
         return []
@@ -453,6 +489,158 @@ class Renderer:
 
     def _bye(self, line: ServerLine) -> list[str]:
         return [self.system(f"bye: {clean(line.text)}" if line.text else "bye")]
+
+    # --- moderation ------------------------------------------------------
+
+    def _who(self, name: str, *, possessive: bool = False) -> str:
+        """
+        A user named in a moderation line: C{you} (C{your}) when it is the
+        reader, who must not miss that it is about them.
+        """
+        if self._is_me(name):
+            return "your" if possessive else "you"
+        return f"{clean(name)}'s" if possessive else clean(name)
+
+    def _where(self, room: str) -> str:
+        """
+        C{" in <room>"} for a line about a room other than ours (which the
+        server sends only to an admin acting from elsewhere), else nothing.
+        """
+        if self.room is not None and room.lower() == self.room.lower():
+            return ""
+        return f" in {clean(room)}"
+
+    @staticmethod
+    def _because(line: ServerLine) -> str:
+        """
+        The reason a moderator gave, in parentheses; nothing when none was
+        (the line then has no text at all).
+        """
+        return f" ({clean(line.text)})" if line.text else ""
+
+    def _topic(self, line: ServerLine) -> list[str]:
+        """
+        On joining, the topic with who set it and when; later, its change.
+        """
+        room, stamp, by = line.args[:3]
+        joined, self._joined = self._joined, None
+        text = clean(line.text or "")
+        if joined == room.lower():
+            if not text:
+                return []
+            return [self.system(f"Topic: {text} (set by {clean(by)}, {self.when(stamp)})")]
+        where = self._where(room)
+        if not text:
+            return [self.system(f"{clean(by)} cleared the topic{where}")]
+        return [self.system(f"{clean(by)} set the topic{where}: {text}")]
+
+    def _op(self, line: ServerLine) -> list[str]:
+        room, _stamp, by, user = line.args[:4]
+        where = self._where(room)
+        if line.tag == "OP":
+            return [self.system(f"{clean(by)} made {self._who(user)} an operator{where}")]
+        rights = self._who(user, possessive=True)
+        return [self.system(f"{clean(by)} took away {rights} operator rights{where}")]
+
+    def _kick(self, line: ServerLine) -> list[str]:
+        """
+        KICK and BAN: to the one sent out, which room they are out of.
+        """
+        room, _stamp, by, user = line.args[:4]
+        verb = "kicked" if line.tag == "KICK" else "banned"
+        if self._is_me(user):
+            out = "out of" if line.tag == "KICK" else "from"
+            text = f"{clean(by)} {verb} you {out} {clean(room)}{self._because(line)}"
+            return [self.style(f"* {text}", Style.BOLD, Style.RED)]
+        where = self._where(room)
+        return [self.system(f"{clean(by)} {verb} {clean(user)}{where}{self._because(line)}")]
+
+    def _act(self, line: ServerLine) -> list[str]:
+        """
+        UNBAN, MUTE, UNMUTE: C{* bob muted mallory}.
+        """
+        room, _stamp, by, user = line.args[:4]
+        verb = {"UNBAN": "unbanned", "MUTE": "muted", "UNMUTE": "unmuted"}[line.tag]
+        where = self._where(room)
+        return [self.system(f"{clean(by)} {verb} {self._who(user)}{where}{self._because(line)}")]
+
+    def _operator(self, line: ServerLine) -> list[str]:
+        _room, user, role = line.args[:3]
+        keeper = clean(user)
+        if role != "operator":
+            keeper += f" ({clean(role)})"
+        self._keepers.append(keeper)
+        return []
+
+    def _end_ops(self, room: str) -> list[str]:
+        keepers, self._keepers = self._keepers, []
+        if not keepers:
+            return [self.system(f"{clean(room)} has no operators")]
+        return [self.system(f"Operators of {clean(room)}: {', '.join(keepers)}")]
+
+    def _banned(self, line: ServerLine) -> list[str]:
+        _room, user, stamp, by = line.args[:4]
+        self._bans.append((clean(user), clean(by), self.when(stamp), clean(line.text or "")))
+        return []
+
+    def _end_bans(self, room: str) -> list[str]:
+        bans, self._bans = self._bans, []
+        if not bans:
+            return [self.system(f"nobody is banned from {clean(room)}")]
+        width = max(len(user) for user, *_ in bans)
+        lines = [self.system(f"banned from {clean(room)} ({len(bans)}):")]
+        for user, by, when, reason in bans:
+            why = f": {reason}" if reason else ""
+            lines.append(self.system(f"  {user:<{width}}  by {by}, {when}{why}"))
+        return lines
+
+    def _delete(self, line: ServerLine) -> list[str]:
+        """
+        A message deleted: which one, by its time.  Lines already printed
+        stay in the terminal's scrollback (and in a script's output), so
+        the notice is all the client can do; it does not repeat the text.
+        """
+        room, stamp, by = line.args[:3]
+        where = self._where(room)
+        return [self.system(f"{clean(by)} deleted a message ({self.when(stamp)}){where}")]
+
+    def _notice(self, line: ServerLine) -> list[str]:
+        """
+        An admin's notice to everyone: marked apart from every other line.
+        """
+        _stamp, by = line.args[:2]
+        text = f"!! Notice from {clean(by)}: {clean(line.text or '')}"
+        return [self.style(text, Style.BOLD, Style.YELLOW)]
+
+    def _dropped(self, line: ServerLine) -> list[str]:
+        room, _stamp, by = line.args[:3]
+        text = f"{clean(by)} dropped the room {clean(room)}{self._because(line)}"
+        if self.room is not None and room.lower() == self.room.lower():
+            return [self.style(f"* {text}", Style.BOLD, Style.RED)]
+        return [self.system(text)]
+
+    def _audit_line(self, line: ServerLine) -> list[str]:
+        stamp, actor, action, room, target = line.args[:5]
+        self._audit.append(
+            (self.when(stamp), *map(clean, (actor, action, room, target)), clean(line.text or ""))
+        )
+        return []
+
+    def _end_audit(self) -> list[str]:
+        """
+        The audit entries as a table, oldest first, as the server sends them.
+        """
+        entries, self._audit = self._audit, []
+        if not entries:
+            return [self.system("the audit log is empty")]
+        rows = [("time", "actor", "action", "room", "target", "reason"), *entries]
+        widths = [max(len(row[column]) for row in rows) for column in range(5)]
+        count = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
+        lines = [self.system(f"audit log, oldest first ({count}):")]
+        for row in rows:
+            cells = [f"{cell:<{width}}" for cell, width in zip(row, widths, strict=False)]
+            lines.append(self.system(f"  {'  '.join([*cells, row[5]]).rstrip()}"))
+        return lines
 
 
 def _unparse(line: ServerLine) -> str:

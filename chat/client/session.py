@@ -74,6 +74,24 @@ class Phase(enum.Enum):
 
 _ASKING = {Phase.ASK_MODE, Phase.ASK_USER, Phase.ASK_PASSWORD, Phase.ASK_CONFIRM}
 
+#: The C{OK <verb> <user>} answers that name a user, for Tab.
+_NAMING_OKS = ("ignore", "unignore", "lock", "unlock")
+
+#: The moderation lines C{<TAG> <room> <ts> <by> [<user>]}: who acted, and on
+#: whom, are names for Tab.
+_MODERATION = ("TOPIC", "OP", "DEOP", "KICK", "BAN", "UNBAN", "MUTE", "UNMUTE", "DELETE")
+
+#: How many messages of each room the client remembers (their stamps and
+#: senders, not their text) for C{/delete <time>}.
+SEEN_PER_ROOM = 500
+
+#: A time as the client shows it: C{14:02:05}, or C{2026-12-01 14:02:05}.
+_SHOWN_TIME = re.compile(r"(?:\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d\Z")
+
+#: Login refusals that asking again cannot mend: the session ends, on a
+#: terminal as in a script.
+_FINAL_REFUSALS = ("locked",)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -151,6 +169,9 @@ class ChatClient:
         # The oldest timestamp seen of each room and conversation (C{@user}),
         # in lower case: where the next /history page starts.
         self._oldest: dict[str, str] = {}
+        # The stamps and senders of the messages shown of each room, by the
+        # room's name in lower case: /delete takes the time shown.
+        self._seen: dict[str, deque[tuple[str, str]]] = {}
         # Who sent the last private message received, for the hint.
         self._last_from = ""
         # The rooms being joined and conversations being opened (C{@user}),
@@ -244,6 +265,8 @@ class ChatClient:
                 self._hint_answer()
         elif line.tag == "END" and line.args[:1] == ("unread",) and self._last_from:
             self._hint_answer()
+        elif line.tag in ("KICK", "BAN", "DROPPED"):
+            self._on_removal(line)
         elif line.tag == "BYE":
             self._bye = line.text or ""
             self._set_phase(Phase.QUITTING)
@@ -283,7 +306,17 @@ class ChatClient:
             names = args[1:2] if tag == "MEMBER" else args[:1]
         elif tag in ("JOIN", "PART") and len(args) > 2:
             names = args[2:3]
-        elif tag == "OK" and len(args) > 1 and args[0].lower() in ("ignore", "unignore"):
+        elif tag == "OK" and len(args) > 1 and args[0].lower() in _NAMING_OKS:
+            names = args[1:2]
+        elif tag in _MODERATION and len(args) > 2:
+            names = args[2:4]
+        elif tag == "OPERATOR" and len(args) > 1:
+            names = args[1:2]
+        elif tag == "BANNED" and len(args) > 3:
+            names = (args[1], args[3])
+        elif tag == "AUDIT" and len(args) > 4:
+            names = (args[1], args[4])
+        elif tag == "NOTICE" and len(args) > 1:
             names = args[1:2]
         elif tag in ("MSG", "HISTORY", "DM") and len(args) > 2:
             target, stamp = args[0], args[1]
@@ -292,12 +325,49 @@ class ChatClient:
             partner = target[1:] if target.startswith("@") else None
             names = (args[2],) if partner is None else (partner, args[2])
         for name in names:
-            if valid_name(name):
+            # An audit entry's "-" is no one, though it is a valid name.
+            if valid_name(name) and name != "-":
                 self.users[name.lower()] = name
+        if tag == "DELETE" and len(args) > 1:
+            self._forget(args[0], args[1])
         if target is not None and stamp is not None:
             key = target.lower()
+            if not target.startswith("@"):
+                seen = self._seen.setdefault(key, deque(maxlen=SEEN_PER_ROOM))
+                if (stamp, args[2]) not in seen:
+                    seen.append((stamp, args[2]))
             if key not in self._oldest or stamp < self._oldest[key]:
                 self._oldest[key] = stamp
+
+    def _on_removal(self, line: ServerLine) -> None:
+        """
+        Kicked or banned from our room, or the room dropped: the server has
+        put us in the lobby without a C{PART} or an C{OK leave}, so the
+        prompt, Tab and what a bare word means follow it there.  A dropped
+        room is gone for Tab too.
+        """
+        args = line.args
+        if not args:
+            return
+        room = args[0]
+        if line.tag == "DROPPED":
+            self.rooms = {name for name in self.rooms if name.lower() != room.lower()}
+            ours = True
+        else:
+            ours = len(args) > 3 and self._is_me(args[3])
+        here = self.renderer.room
+        if ours and here is not None and here.lower() == room.lower():
+            self.renderer.room = None
+            self._awaited.discard(room.lower())
+            if not self._awaited:
+                self._stop_history_timer()
+            self._update_prompt()
+
+    def _forget(self, room: str, stamp: str) -> None:
+        seen = self._seen.get(room.lower())
+        if seen is not None:
+            for item in [item for item in seen if item[0] == stamp]:
+                seen.remove(item)
 
     def _settle(self, line: ServerLine) -> None:
         """
@@ -376,10 +446,13 @@ class ChatClient:
         On a terminal, ask again what was refused, as the server's guided
         dialog does: a refused registration password is asked for again
         (twice) rather than sending the user back to "login or register?",
-        which echoes, where the next attempt would show in clear.
+        which echoes, where the next attempt would show in clear.  A
+        locked account ends the session as a refused login in a script
+        does: the right password was given, and asking for it again would
+        only be refused again.
         """
         code = line.args[0] if line.args else "error"
-        if self.interactive:
+        if self.interactive and code not in _FINAL_REFUSALS:
             if self._mode == "register" and code == "weak-password":
                 self._ask(Phase.ASK_PASSWORD)
             elif self._mode == "register" and code in ("name-taken", "bad-name"):
@@ -698,9 +771,44 @@ class ChatClient:
                 self._stop_talking()
         elif verb == "/history" and len(words) == 1:
             self._page_back()
+        elif verb == "/delete" and self._shown_time(words):
+            self._delete_shown(verb, " ".join(words[1:]))
         else:
             return False
         return True
+
+    def _shown_time(self, words: list[str]) -> bool:
+        """
+        Whether C{/delete} names its message by the time the client showed
+        (C{/delete 14:02:05}) rather than by the server's timestamp, which
+        the client does not show.
+        """
+        return self.renderer.room is not None and bool(_SHOWN_TIME.match(" ".join(words[1:])))
+
+    def _delete_shown(self, verb: str, shown: str) -> None:
+        """
+        C{/delete <time shown>}: the message of the room shown at that time
+        (today's when only the time of day is given), sent by its stamp;
+        when none or several were, say so rather than guess.
+        """
+        room = self.renderer.room or ""
+        when = self.renderer.when
+        matches = [
+            (stamp, sender)
+            for stamp, sender in self._seen.get(room.lower(), ())
+            if when(stamp) == shown
+        ]
+        if len(matches) == 1:
+            self._send(f"{verb} {matches[0][0]}")
+            return
+        if not matches:
+            self._complain(
+                f"no message shown at {shown} in {clean(room)}; "
+                "/delete takes a time shown or a timestamp like 2026-12-02T14:02:05.123Z"
+            )
+            return
+        which = ", ".join(f"{stamp} ({clean(sender)})" for stamp, sender in matches[-5:])
+        self._complain(f"{len(matches)} messages at {shown}: /delete one of {which}")
 
     def _place(self) -> str:
         room = self.renderer.room

@@ -21,10 +21,26 @@ def test_completions_come_from_the_servers_command_table() -> None:
     assert in_room == sorted(logged_in | set(CLIENT_COMMANDS))
     assert {"/create", "/help", "/join", "/leave", "/quit", "/rooms", "/who"} <= set(in_room)
     assert {"/dm", "/room", "/history"} <= set(in_room)
+    only_in_rooms = {f"/{spec.name}" for spec in COMMANDS if State.LOBBY not in spec.states}
+    assert {"/leave", "/who", "/kick", "/topic"} <= only_in_rooms
     assert completions("/", asking_mode=False, in_lobby=True) == sorted(
-        logged_in - {"/leave", "/who"} | set(CLIENT_COMMANDS)
+        logged_in - only_in_rooms | set(CLIENT_COMMANDS)
     )
-    assert completions("/l", asking_mode=False, in_lobby=False) == ["/leave"]
+    # The moderators' commands in a room, the admins' everywhere.
+    moderation = {"/topic", "/op", "/deop", "/ops", "/kick", "/ban", "/unban", "/bans"}
+    moderation |= {"/mute", "/unmute", "/delete"}
+    admin = {"/lock", "/unlock", "/wall", "/drop", "/audit"}
+    assert moderation | admin <= set(in_room)
+    assert admin <= set(completions("/", asking_mode=False, in_lobby=True))
+    assert completions("/k", asking_mode=False, in_lobby=False) == ["/kick"]
+    assert completions("/k", asking_mode=False, in_lobby=True) == []
+    assert completions("/un", asking_mode=False, in_lobby=False) == [
+        "/unban",
+        "/unignore",
+        "/unlock",
+        "/unmute",
+    ]
+    assert completions("/le", asking_mode=False, in_lobby=False) == ["/leave"]
     assert completions("/JO", asking_mode=False, in_lobby=True) == []
     assert completions("l", asking_mode=True, in_lobby=True) == ["login"]
     assert completions("alice l", asking_mode=True, in_lobby=True) == []
@@ -65,6 +81,29 @@ def test_user_names_complete_after_the_commands_that_take_one() -> None:
     assert names("g", in_lobby=True) == ["general"]
     assert names("g", in_lobby=True, talking=True) == []
     assert names("/d", in_lobby=True, talking=True)[:1] == ["/dm"]
+
+
+def test_the_moderation_commands_complete_their_user_or_room() -> None:
+    users = ["Bob", "bea", "mallory"]
+
+    def names(before: str, in_lobby: bool = False) -> list[str]:
+        return completions(
+            before, asking_mode=False, in_lobby=in_lobby, users=users, rooms=["Lounge", "general"]
+        )
+
+    for verb in ("op", "deop", "kick", "ban", "unban", "mute", "unmute", "lock", "unlock"):
+        assert names(f"/{verb} b") == ["bea", "bob"], verb
+        assert names(f"/{verb.upper()} M") == ["Mallory"], verb
+    assert names("/lock m", in_lobby=True) == ["mallory"]
+    assert names("/drop L", in_lobby=True) == ["Lounge"]
+    assert names("/drop ") == ["Lounge", "general"]
+    # The reason, the topic, a stamp are not completed.
+    assert names("/kick mallory m") == []
+    assert names("/ban mallory s") == []
+    assert names("/drop Lounge L") == []
+    assert names("/topic b") == []
+    assert names("/delete 2") == []
+    assert names("/wall b") == []
 
 
 def test_help_comes_from_the_servers_command_table() -> None:

@@ -190,13 +190,13 @@ def test_tab_completes_commands_and_rooms() -> None:
         h,
         ("/wh\tx", "/who x"),
         # The commands allowed in a room share no more than "/": all are
-        # listed.  (/login is not one of them, so /l is /leave.)
+        # listed.  (/login is not one of them, so /le is /leave.)
         ("\x15/\t", "/"),
     )
     listed = "  ".join(h.client.completions("/"))
-    assert "/create  /dm  " in listed and "/room  /rooms  " in listed
+    assert "/create  /delete  /deop  /dm  " in listed and "/room  /rooms  " in listed
     assert f"\r\x1b[K{listed}\r\n" in h.output()
-    assert_editing(h, ("\x15/l\t", "/leave "))
+    assert_editing(h, ("\x15/le\t", "/leave "))
     assert_editing(
         h,
         ("\x15/j\t\t", "/join "),

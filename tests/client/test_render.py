@@ -326,3 +326,217 @@ def test_private_lines_too_short_are_shown_marked() -> None:
         "? CONVERSATION",
         "? IGNORED",
     ]
+
+
+# --- moderation and administration ------------------------------------
+
+
+def test_the_topic_on_joining_and_its_changes(india_time: None) -> None:
+    old = format_timestamp(NOW - 86400)
+    assert render(
+        "OK join Lounge",
+        "END history Lounge",
+        f"TOPIC Lounge {STAMP} bob :no spam please",
+        f"TOPIC general {STAMP} bob :weather talk",
+        f"TOPIC general {STAMP} bob",
+        f"TOPIC general {STAMP} bob :",
+    ) == [
+        "* joined Lounge",
+        "* no messages in Lounge yet",
+        "* Topic: no spam please (set by bob, 10:20:05)",
+        "* bob set the topic: weather talk",
+        "* bob cleared the topic",
+        "* bob cleared the topic",
+    ]
+    # Only right after the history on joining: not after a page of older
+    # messages, nor after any other line.
+    assert render(
+        "OK join general",
+        f"HISTORY general {STAMP} alice :hi",
+        "END history general",
+        f"TOPIC general {old} bob :older",
+        "END history general",
+        f"TOPIC general {STAMP} carol :new",
+        "OK join general",
+        "END history general",
+        f"JOIN general {STAMP} dave",
+        f"TOPIC general {STAMP} carol :later",
+    )[3:] == [
+        "--- end of history ---",
+        "* Topic: older (set by bob, 2026-11-24 10:20:05)",
+        "* no older messages in general",
+        "* carol set the topic: new",
+        "* joined general",
+        "* no messages in general yet",
+        "* [10:20:05] dave joined general",
+        "* carol set the topic: later",
+    ]
+
+
+def test_operators_made_and_unmade_and_listed() -> None:
+    assert render(
+        f"OP general {STAMP} alice bob",
+        f"DEOP general {STAMP} alice bob",
+        f"OP general {STAMP} alice carol",
+        f"DEOP general {STAMP} alice carol",
+        "OPERATOR general alice owner",
+        "OPERATOR general bob operator",
+        "END ops general",
+        "END ops general",
+        me="carol",
+    ) == [
+        "* alice made bob an operator",
+        "* alice took away bob's operator rights",
+        "* alice made you an operator",
+        "* alice took away your operator rights",
+        "* Operators of general: alice (owner), bob",
+        "* general has no operators",
+    ]
+
+
+def test_kicks_and_bans_with_and_without_a_reason() -> None:
+    assert render(
+        f"KICK general {STAMP} bob mallory :spam",
+        f"KICK general {STAMP} bob mallory",
+        f"BAN general {STAMP} bob mallory :spam, again",
+        f"BAN general {STAMP} bob eve",
+        f"UNBAN general {STAMP} bob eve",
+        f"MUTE general {STAMP} bob mallory",
+        f"UNMUTE general {STAMP} bob mallory",
+        f"MUTE general {STAMP} bob alice",
+        me="alice",
+    ) == [
+        "* bob kicked mallory (spam)",
+        "* bob kicked mallory",
+        "* bob banned mallory (spam, again)",
+        "* bob banned eve",
+        "* bob unbanned eve",
+        "* bob muted mallory",
+        "* bob unmuted mallory",
+        "* bob muted you",
+    ]
+
+
+def test_kicked_or_banned_yourself_says_from_where() -> None:
+    assert render(
+        f"KICK general {STAMP} bob Alice :spam",
+        f"BAN general {STAMP} bob alice",
+        me="alice",
+    ) == [
+        "* bob kicked you out of general (spam)",
+        "* bob banned you from general",
+    ]
+    [kicked] = render(f"KICK general {STAMP} bob alice :\x1b[2Jx", me="alice", colour=True)
+    assert kicked == "\x1b[1;31m* bob kicked you out of general (^[[2Jx)\x1b[0m"
+
+
+def test_bans_are_a_list_with_who_when_and_why(india_time: None) -> None:
+    old = format_timestamp(NOW - 86400)
+    assert render(
+        f"BANNED general mallory {STAMP} bob :spam",
+        f"BANNED general eve-the-spy {old} alice",
+        "END bans general",
+        "END bans general",
+    ) == [
+        "* banned from general (2):",
+        "*   mallory      by bob, 10:20:05: spam",
+        "*   eve-the-spy  by alice, 2026-11-24 10:20:05",
+        "* nobody is banned from general",
+    ]
+
+
+def test_a_deleted_message_is_named_by_its_time_not_shown_again(india_time: None) -> None:
+    assert render(
+        f"MSG general {STAMP} mallory :buy now",
+        f"DELETE general {STAMP} bob",
+    ) == [
+        "[10:20:05] mallory: buy now",
+        "* bob deleted a message (10:20:05)",
+    ]
+
+
+def test_a_notice_stands_out() -> None:
+    assert render(f"NOTICE {STAMP} admin :restart at noon") == [
+        "!! Notice from admin: restart at noon"
+    ]
+    [notice] = render(f"NOTICE {STAMP} admin :hi", colour=True)
+    assert notice == "\x1b[1;33m!! Notice from admin: hi\x1b[0m"
+
+
+def test_a_dropped_room() -> None:
+    assert render(
+        f"DROPPED general {STAMP} admin :spam haven",
+        f"DROPPED Lounge {STAMP} admin",
+    ) == [
+        "* admin dropped the room general (spam haven)",
+        "* admin dropped the room Lounge",
+    ]
+
+
+def test_lines_about_another_room_name_it(india_time: None) -> None:
+    # An admin acting from elsewhere (the server says it only to them).
+    assert render(
+        f"KICK Lounge {STAMP} admin mallory :spam",
+        f"TOPIC Lounge {STAMP} admin :new",
+        f"DELETE Lounge {STAMP} admin",
+    ) == [
+        "* admin kicked mallory in Lounge (spam)",
+        "* admin set the topic in Lounge: new",
+        "* admin deleted a message (10:20:05) in Lounge",
+    ]
+
+
+def test_the_audit_log_is_a_table(india_time: None) -> None:
+    old = format_timestamp(NOW - 86400)
+    assert render(
+        f"AUDIT {old} admin lock - mallory :spammer",
+        f"AUDIT {STAMP} bob kick Lounge mallory",
+        f"AUDIT {STAMP} admin wall - - :restart at noon",
+        "END audit",
+        "END audit",
+    ) == [
+        "* audit log, oldest first (3 entries):",
+        "*   time                 actor  action  room    target   reason",
+        "*   2026-11-24 10:20:05  admin  lock    -       mallory  spammer",
+        "*   10:20:05             bob    kick    Lounge  mallory",
+        "*   10:20:05             admin  wall    -       -        restart at noon",
+        "* the audit log is empty",
+    ]
+
+
+def test_locks_answered_and_moderation_errors_shown_as_errors() -> None:
+    assert render(
+        "OK lock mallory",
+        "OK unlock mallory",
+        "ERR forbidden :only operators may kick",
+        "ERR not-here :mallory is not in general",
+        "ERR banned :you are banned from Lounge",
+        "ERR muted",
+        "ERR locked :this account is locked",
+        "ERR no-such-message :no message at that time",
+    ) == [
+        "* mallory is locked",
+        "* mallory is unlocked",
+        "! only operators may kick (forbidden)",
+        "! mallory is not in general (not-here)",
+        "! you are banned from Lounge (banned)",
+        "! muted",
+        "! this account is locked (locked)",
+        "! no message at that time (no-such-message)",
+    ]
+
+
+def test_moderation_lines_too_short_are_shown_marked() -> None:
+    assert render(
+        f"KICK general {STAMP} bob",
+        "TOPIC general",
+        "OPERATOR general",
+        "NOTICE",
+        f"AUDIT {STAMP} bob",
+    ) == [
+        f"? KICK general {STAMP} bob",
+        "? TOPIC general",
+        "? OPERATOR general",
+        "? NOTICE",
+        f"? AUDIT {STAMP} bob",
+    ]

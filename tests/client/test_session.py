@@ -394,3 +394,206 @@ def test_a_script_waiting_to_page_back_goes_on_after_an_error_or_a_while() -> No
     h.clock.advance(0.1)
     # Its END never came: the page starts at what was seen.
     assert h.sent() == ["/history general 2026-11-25T04:40:00.000Z"]
+
+
+# --- moderation: the server moves us, or refuses us -------------------
+
+
+def _in_lounge(*, interactive: bool = True) -> Harness:
+    h = Harness(interactive=interactive)
+    h.logged_in()
+    h.hear("OK join Lounge", "END history Lounge", f"TOPIC Lounge {STAMP} bob :be nice")
+    h.output()
+    return h
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        (f"KICK Lounge {STAMP} bob alice :spam", "* bob kicked you out of Lounge (spam)"),
+        (f"KICK Lounge {STAMP} bob ALICE", "* bob kicked you out of Lounge"),
+        (f"BAN Lounge {STAMP} bob alice :spam", "* bob banned you from Lounge (spam)"),
+        (f"DROPPED Lounge {STAMP} admin :closed", "* admin dropped the room Lounge (closed)"),
+    ],
+)
+def test_sent_out_of_the_room_puts_the_client_in_the_lobby(line: str, shown: str) -> None:
+    h = _in_lounge()
+    assert h.renderer.room == "Lounge"
+    assert "/kick" in h.client.completions("/k")
+    h.hear(line)
+    out = h.output()
+    assert shown in out
+    assert out.endswith("lobby> ")
+    assert h.renderer.room is None
+    # Tab and bare words are the lobby's now: a room name joins.
+    assert h.client.completions("/k") == []
+    assert h.client.completions("gen") == ["general"]
+    h.type("general\r")
+    assert h.sent() == ["general"]
+    h.hear("OK join general", "END history general")
+    assert h.output().endswith("general> ")
+
+
+def test_a_dropped_room_is_no_longer_completed() -> None:
+    h = _in_lounge()
+    h.hear("ROOM general 1", "ROOM Lounge 2", "ROOM games 0", "END rooms")
+    assert h.client.completions("/join ") == ["Lounge", "games", "general"]
+    # Dropped elsewhere (an admin's own answer): where we are stays.
+    h.hear(f"DROPPED games {STAMP} admin")
+    assert h.client.completions("/join ") == ["Lounge", "general"]
+    assert h.renderer.room == "Lounge"
+    assert h.output().endswith("Lounge> ")
+    h.hear(f"DROPPED Lounge {STAMP} admin")
+    assert h.client.completions("/drop ") == ["general"]
+    assert h.renderer.room is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"KICK Lounge {STAMP} bob mallory :spam",
+        f"BAN Lounge {STAMP} bob mallory",
+        f"BAN general {STAMP} bob alice",  # from a room we are not in
+        f"MUTE Lounge {STAMP} bob alice",
+        f"DROPPED general {STAMP} admin",
+    ],
+)
+def test_others_sent_out_or_we_muted_we_stay(line: str) -> None:
+    h = _in_lounge()
+    h.hear(line)
+    assert h.renderer.room == "Lounge"
+    assert h.output().endswith("Lounge> ")
+    h.type("still here\r")
+    assert h.sent() == ["still here"]
+
+
+def test_kicked_in_a_script_the_next_lines_are_the_lobbys() -> None:
+    h = _in_lounge(interactive=False)
+    h.hear(f"KICK Lounge {STAMP} bob alice :spam")
+    h.type("/rooms\ngeneral\nhello\n")
+    assert h.sent() == ["/rooms", "general", "hello"]
+    # The lines show what the server said, as every other line does in a
+    # script.
+    assert h.lines() == ["* bob kicked you out of Lounge (spam)"]
+    assert h.renderer.room is None
+    h.type("/quit\n")
+    h.goodbye()
+    assert h.outcomes == [Outcome(0)]
+
+
+def test_kicked_while_talking_the_conversation_goes_on() -> None:
+    h = _in_lounge()
+    h.type("/dm bob\r")
+    h.hear("END history @bob")
+    h.hear(f"KICK Lounge {STAMP} bob alice")
+    assert h.output().endswith("to bob> ")
+    h.type("why\r/room\r")
+    assert h.sent() == ["/history @bob", "/msg bob why"]
+    out = h.output()
+    assert "* lines go to the lobby again" in out
+    assert out.endswith("lobby> ")
+
+
+def test_moderation_lines_teach_tab_their_names() -> None:
+    h = _in_lounge()
+    h.hear(
+        f"KICK Lounge {STAMP} Bob Mallory :spam",
+        "OPERATOR Lounge Carol owner",
+        "END ops Lounge",
+        f"BANNED Lounge eve {STAMP} Dave",
+        "END bans Lounge",
+        f"AUDIT {STAMP} root lock - Zed",
+        f"AUDIT {STAMP} root wall - -",
+        "END audit",
+        f"NOTICE {STAMP} Root :hi",
+        "OK lock yvonne",
+    )
+    assert set(h.client.users.values()) >= {
+        "Bob",
+        "Mallory",
+        "Carol",
+        "eve",
+        "Dave",
+        "Zed",
+        "Root",
+        "yvonne",
+    }
+    assert "-" not in h.client.users
+    assert h.client.completions("/ban m") == ["mallory"]
+    assert h.client.completions("/unlock y") == ["yvonne"]
+
+
+@pytest.mark.parametrize("interactive", [False, True])
+def test_a_locked_account_ends_the_login_as_a_refusal(interactive: bool) -> None:
+    h = Harness(interactive=interactive)
+    h.hear("HELLO chatroom 1 :Welcome")
+    end = "\r" if interactive else "\n"
+    h.type(end.join(["login", "mallory", "password1", "general", ""]))
+    assert h.sent() == ["/login mallory password1"]
+    h.hear("ERR locked :this account is locked")
+    # No asking again on a terminal: the password was right, and would be
+    # refused again.
+    assert h.outcomes == [Outcome(1, "login refused: this account is locked (locked)")]
+    assert h.wire.disconnecting
+    assert h.sent() == []
+    assert "! this account is locked (locked)" in h.output()
+
+
+def test_a_locked_account_is_told_why_at_the_end() -> None:
+    h = _in_lounge(interactive=False)
+    h.hear("BYE :your account is locked")
+    h.lose(ConnectionDone())
+    assert h.outcomes == [Outcome(1, "the server ended the session: your account is locked")]
+
+
+def test_delete_takes_the_time_shown(india_time: None) -> None:
+    h = _in_lounge()
+    second = STAMP.replace(".123Z", ".456Z")
+    h.hear(
+        f"MSG Lounge {STAMP} mallory :buy now",
+        f"MSG Lounge {second} mallory :cheap",
+        "MSG Lounge 2026-11-25T04:50:07.000Z mallory :really",
+        "MSG general 2026-11-25T04:50:09.000Z bob :elsewhere",
+    )
+    h.output()
+    # The time as shown: the one message shown then, by its stamp.
+    h.type("/delete 10:20:07\r")
+    assert h.sent() == ["/delete 2026-11-25T04:50:07.000Z"]
+    # Two messages in that second: the client says which, and sends nothing.
+    h.type("/delete 10:20:05\r")
+    assert h.sent() == []
+    assert (
+        f"! 2 messages at 10:20:05: /delete one of {STAMP} (mallory), {second} (mallory)"
+        in h.output()
+    )
+    h.type(f"/delete {second}\r")
+    assert h.sent() == [f"/delete {second}"]
+    h.hear(f"DELETE Lounge {second} bob")
+    assert "* bob deleted a message (10:20:05)" in h.output()
+    # Once deleted, the other one of that second is the only one.
+    h.type("/delete 10:20:05\r")
+    assert h.sent() == [f"/delete {STAMP}"]
+    # Only this room's messages; nothing shown then: said, not sent.
+    h.type("/delete 10:20:09\r")
+    assert h.sent() == []
+    assert "! no message shown at 10:20:09 in Lounge" in h.output()
+    # Anything else goes to the server, which judges it.
+    h.type("/delete soon\r/delete\r")
+    assert h.sent() == ["/delete soon", "/delete"]
+
+
+def test_delete_of_an_older_message_takes_its_date_too(india_time: None) -> None:
+    h = Harness()
+    h.logged_in()
+    h.hear(
+        "OK join Lounge",
+        "HISTORY Lounge 2026-11-24T04:50:05.000Z mallory :yesterday",
+        "END history Lounge",
+    )
+    h.output()
+    h.type("/delete 10:20:05\n/delete 2026-11-24 10:20:05\n")
+    assert h.sent() == ["/delete 2026-11-24T04:50:05.000Z"]
+    assert h.lines() == [
+        "! no message shown at 10:20:05 in Lounge; /delete takes a time shown "
+        "or a timestamp like 2026-12-02T14:02:05.123Z"
+    ]
