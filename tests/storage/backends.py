@@ -6,7 +6,9 @@ redis-server (L{tests.redis_server}) on the test reactor.
 A suite asks for C{kind} ("files" or "redis") through a parametrized
 fixture and gets a L{Stores}: C{start()} gives a fresh process's view of
 the same storage (call it again for a restart, or a second process), and
-C{break_()} makes the storage unavailable.
+C{break_()} makes the storage unavailable (C{repair()} makes it available
+again, to later processes), and C{raw_contains(text)} says whether a text
+is anywhere in it (what an erasure must leave no trace of).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from chat.message import Message
 from chat.resp import parse_redis_url
 from chat.storage.direct import DirectMessage, IDirectEvents
 from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
+from chat.storage.moderation import Act, IModerationEvents, Rules
 from chat.storage.redis import RedisAccounts, RedisBackend
 from chat.storage.rooms import IChatBackend, IRoomEvents
 from tests.helpers import run_inline
@@ -42,11 +45,12 @@ async def within(d: Deferred[Any]) -> Any:
     return await d
 
 
-@implementer(IRoomEvents, IDirectEvents)
+@implementer(IRoomEvents, IDirectEvents, IModerationEvents)
 class Recorder:
     """
     A server's ear: what the backend said, in order.  Private messages
-    come as C{("dm", message, to_recipient)}.
+    come as C{("dm", message, to_recipient)}, moderation acts as
+    C{("act", act)}; the rules last loaded are kept in C{rules}.
     """
 
     def __init__(self, history: int = 10) -> None:
@@ -57,6 +61,8 @@ class Recorder:
         self.messages: list[Message] = []
         #: Whether loading the rooms is news (it is not at start-up).
         self.started = False
+        #: The moderation rules as last loaded whole, if ever.
+        self.rules: Rules | None = None
 
     def room_created(self, name: str) -> None:
         self.events.put(("room", name))
@@ -80,6 +86,12 @@ class Recorder:
 
     def user_parted(self, room: str, user: str, timestamp: str) -> None:
         self.events.put(("part", room, user))
+
+    def rules_loaded(self, rules: Rules) -> None:
+        self.rules = rules
+
+    def acted(self, act: Act) -> None:
+        self.events.put(("act", act))
 
     async def next(self) -> tuple[Any, ...]:
         return await within(self.events.get())
@@ -115,6 +127,19 @@ class Stores:
     def break_(self) -> None:
         """
         Make the storage unavailable to everything started on it.
+        """
+        raise NotImplementedError
+
+    def repair(self) -> None:
+        """
+        Make the storage available again to processes started from now
+        on (those started before may stay broken).
+        """
+
+    def raw_contains(self, text: str) -> bool:
+        """
+        Whether C{text} (UTF-8) is anywhere in the storage, in any form
+        the backend keeps, live or not: what an erasure must not leave.
         """
         raise NotImplementedError
 
@@ -160,8 +185,18 @@ class FileStores(Stores):
         for backend in self.backends:
             assert isinstance(backend, LocalBackend)
             backend.direct.dms_dir = self.data / "users.txt" / "dms"
+            moderation = getattr(backend, "moderation", None)
+            if moderation is not None:
+                moderation.data = self.data / "users.txt"
         for checker in self.checkers:
             checker.path = self.data / "rooms"
+
+    def raw_contains(self, text: str) -> bool:
+        needle = text.encode()
+        for path in self.data.rglob("*"):
+            if path.is_file() and needle in path.read_bytes():
+                return True
+        return False
 
 
 class RedisStores(Stores):
@@ -190,6 +225,14 @@ class RedisStores(Stores):
 
     def break_(self) -> None:
         self.redis.kill()
+
+    def repair(self) -> None:
+        self.redis.start()
+
+    def raw_contains(self, text: str) -> bool:
+        # To do on Redis's side: every key (SCAN, and DUMP of each, streams
+        # included).
+        raise NotImplementedError("scan the keys of the Redis")
 
     async def stop(self) -> None:
         for backend in self.backends:
