@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chat.message import Message, next_timestamp
@@ -23,24 +22,21 @@ from chat.storage.redis.connection import pairs
 from tests.storage.backends import STAMP, Recorder, RedisStores, within
 
 
-@implementer(IModerationEvents)
 class Heard(Recorder):
     """
-    A server's ear, for acts and rules too: acts come as C{("act", act)},
-    rules read again (not at start) as C{("rules",)}.
+    A server's ear that also tells when the rules are read again (not at
+    start), as C{("rules",)}, and keeps every reading in C{loads}.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.rules: list[Rules] = []
+        self.loads: list[Rules] = []
 
     def rules_loaded(self, rules: Rules) -> None:
-        self.rules.append(rules)
+        super().rules_loaded(rules)
+        self.loads.append(rules)
         if self.started:
             self.events.put(("rules",))
-
-    def acted(self, act: Act) -> None:
-        self.events.put(("act", act))
 
 
 async def process(stores: RedisStores, **options: Any) -> tuple[RedisBackend, Heard]:
@@ -170,7 +166,7 @@ async def test_the_rules_are_read_whole_by_a_new_process(redis_stores: RedisStor
     for each in acts:
         assert await next_act(heard) == each
     _, fresh = await process(redis_stores)
-    [rules] = fresh.rules
+    [rules] = fresh.loads
     assert rules == expected
     lounge = rules.rooms["lounge"]
     assert list(lounge.operators.values()) == ["BOB", "carol", "zed"]
@@ -196,7 +192,7 @@ async def test_a_process_that_missed_acts_reads_the_rules_again(
     b.reader.startService()
     while (await heard.next()) != ("rules",):
         pass
-    assert heard.rules[-1].rooms["lounge"].bans == {"mallory": Ban("Mallory", stamp(1), "alice")}
+    assert heard.loads[-1].rooms["lounge"].bans == {"mallory": Ban("Mallory", stamp(1), "alice")}
     # And hears acts again from there.
     unban = act("unban", 2, target="Mallory")
     await within(a.moderation.act(unban))
@@ -334,7 +330,7 @@ async def test_a_dropped_room_is_erased_and_its_name_free(redis_stores: RedisSto
     assert await call(a, "HGET", "chatroom:topics", "lounge") is None
     _, fresh = await process(redis_stores)
     assert "Lounge" not in fresh.loaded
-    assert fresh.rules == [Rules()]
+    assert fresh.loads == [Rules()]
     # The name is free: a new room of that name starts afresh.
     await within(b.create_room("lounge"))
     assert await within(b.direct.room_history("lounge", None, 10)) == []
