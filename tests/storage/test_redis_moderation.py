@@ -7,11 +7,13 @@ key Redis holds, not only hidden.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from zope.interface.verify import verifyObject
 
 from chat.message import Message, next_timestamp
@@ -335,3 +337,46 @@ async def test_a_dropped_room_is_erased_and_its_name_free(redis_stores: RedisSto
     await within(b.create_room("lounge"))
     assert await within(b.direct.room_history("lounge", None, 10)) == []
     assert (await within(a.moderation.audit(1))) == [drop]
+
+
+async def files_written(backend: RedisBackend) -> None:
+    """
+    Wait until Redis has no rewrite of its append-only file under way or
+    scheduled (the test's Redis keeps one, fsynced always).
+    """
+    while True:
+        info = await call(backend, "INFO", "persistence")
+        if "aof_rewrite_in_progress:0" in info and "aof_rewrite_scheduled:0" in info:
+            return
+        await deferLater(reactor, 0.01)  # type: ignore[arg-type]
+
+
+def on_disk(directory: Path, text: str) -> list[str]:
+    return sorted(
+        path.name
+        for path in directory.rglob("*")
+        if path.is_file() and text.encode() in path.read_bytes()
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_writes_its_files_anew_after_an_erasure(redis_stores: RedisStores) -> None:
+    backend, heard = await process(redis_stores)
+    directory = redis_stores.redis.directory
+    [secret, _] = await say(backend, heard, "general", ["secret 4e2b"], ["kept d81c"])
+    await files_written(backend)
+    assert on_disk(directory, "4e2b") != []
+    delete = Act(stamp(5), "bob", "delete", "general", "mallory", secret.timestamp)
+    await within(backend.moderation.act(delete))
+    # The act was answered once Redis had started (or scheduled) it.
+    await files_written(backend)
+    # Redis unlinks the files it replaced in a thread of its own.
+    for _ in range(100):
+        if not on_disk(directory, "4e2b"):
+            break
+        await deferLater(reactor, 0.01)  # type: ignore[arg-type]
+    assert on_disk(directory, "4e2b") == []
+    assert on_disk(directory, "d81c") != []
+    # What was written since is in the files too.
+    await within(backend.moderation.act(Act(stamp(6), "root", "wall", None, None, "after 9c0f")))
+    assert on_disk(directory, "9c0f") != []

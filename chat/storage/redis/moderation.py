@@ -39,16 +39,18 @@ the room's history and to the event stream, whose C{M} event carried the
 message (added back without its line).  Cost: O(entries after the
 message) in each stream, in one script, during which Redis serves no
 one; a C{drop} also reads the whole event stream for the room's C{M}
-events.
+events.  Then Redis is asked to write its files (append-only file, RDB
+snapshot) anew, in the background, since they hold what was written.
 """
 
 # test-case-name: tests.storage.test_moderation, tests.storage.test_redis_moderation
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -67,6 +69,23 @@ from chat.storage.moderation import (
 from chat.storage.redis.connection import Event, RedisConnection, pairs, unavailable
 
 __all__ = ["RedisModeration"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    """
+    Redis's configuration, as erasing needs it.
+
+    @ivar node_max: C{stream-node-max-entries}; 0 when unknown or
+        unlimited, which erases whole streams.
+    @ivar aof: Whether Redis keeps an append-only file.
+    @ivar rdb: Whether Redis saves RDB snapshots.
+    """
+
+    node_max: int = 0
+    aof: bool = False
+    rdb: bool = False
+
 
 _LIBRARY = ("stamps.lua", "moderation.lua")
 
@@ -119,9 +138,9 @@ class RedisModeration:
         self.connection = connection
         self.events: IModerationEvents | None = None
         self._started: Deferred[None] = Deferred()
-        #: stream-node-max-entries, read once per connection (L{None}: not
-        #: yet); 0 when unknown or unlimited, which erases whole streams.
-        self._node_max: int | None = None
+        #: What Redis's configuration says (L{None}: not read yet on this
+        #: connection).
+        self._conf: _Config | None = None
         self._act = connection.script(*_LIBRARY, "moderation_act.lua")
         self._find = connection.script(*_LIBRARY, "moderation_find.lua")
         connection.on_event("O", self._acted)
@@ -140,10 +159,10 @@ class RedisModeration:
         return d
 
     def act(self, act: Act) -> Deferred[None]:
-        d = self._node_size()
+        d = self._config()
 
-        def call(node_max: int) -> Deferred[Any]:
-            return self.connection.call(
+        def call(config: _Config) -> Deferred[None]:
+            done = self.connection.call(
                 self._act,
                 act.stamp,
                 act.actor,
@@ -152,12 +171,14 @@ class RedisModeration:
                 act.target or "",
                 "0" if act.reason is None else "1",
                 act.reason or "",
-                node_max,
+                config.node_max,
                 self.slack,
             )
+            if act.action in ("delete", "drop"):
+                done.addCallback(lambda _: self._rewrite_files(config))
+            return done.addCallback(lambda _: None)
 
-        d.addCallback(call)
-        return d.addCallback(lambda _: None)
+        return d.addCallback(call)
 
     def find(self, room: str, stamp: str) -> Deferred[Message | None]:
         d = self.connection.call(self._find, room.lower(), stamp, self.slack)
@@ -174,34 +195,66 @@ class RedisModeration:
     def close(self) -> None:
         pass
 
-    # stream-node-max-entries, which CONFIG GET gives (scripts cannot).
+    # What CONFIG GET says (scripts cannot ask), read once per connection.
 
     def _forget_config(self) -> None:
-        self._node_max = None
+        self._conf = None
 
-    def _node_size(self) -> Deferred[int]:
-        if self._node_max is not None:
-            return succeed(self._node_max)
-        d = self.connection.commands.execute("CONFIG", "GET", "stream-node-max-entries")
+    def _config(self) -> Deferred[_Config]:
+        if self._conf is not None:
+            return succeed(self._conf)
+        commands = self.connection.commands
 
-        def got(reply: list[Any]) -> int:
-            value = pairs(reply).get("stream-node-max-entries")
-            self._node_max = int(value) if value is not None else 0
-            return self._node_max
+        def get(name: str) -> Deferred[str | None]:
+            d = commands.execute("CONFIG", "GET", name)
+            d.addCallback(lambda reply: pairs(reply).get(name))
 
-        def refused(failure: Failure) -> int:
-            failure.trap(RedisError)
-            # CONFIG may be renamed away (managed Redis): erase whole
-            # streams, slower but as thorough.
+            def refused(failure: Failure) -> None:
+                # CONFIG may be renamed away (managed Redis): erase whole
+                # streams, slower but as thorough, and leave Redis's files
+                # to whoever runs it.
+                failure.trap(RedisError)
+                self.log.warn(
+                    "Cannot read Redis's {name} ({why})", name=name, why=failure.getErrorMessage()
+                )
+
+            return d.addErrback(refused)
+
+        asked = [get(name) for name in ("stream-node-max-entries", "appendonly", "save")]
+        d = gatherResults(asked, consumeErrors=True)
+        d.addErrback(_first)
+
+        def read(values: list[str | None]) -> _Config:
+            node_max, appendonly, save = values
+            self._conf = _Config(int(node_max or 0), appendonly == "yes", bool(save))
+            return self._conf
+
+        return d.addCallbacks(read, unavailable)
+
+    def _rewrite_files(self, config: _Config) -> Deferred[None]:
+        """
+        After an erasure: have Redis write its files anew from what it
+        holds, so that the append-only file (which has every command that
+        wrote the text) and the last RDB snapshot no longer hold it.  Redis
+        does it in the background, after the act is answered; a failure is
+        logged, the act being done.
+        """
+        asked = []
+        if config.aof:
+            asked.append(self.connection.commands.execute("BGREWRITEAOF"))
+        if config.rdb:
+            asked.append(self.connection.commands.execute("BGSAVE", "SCHEDULE"))
+
+        def failed(failure: Failure) -> None:
             self.log.warn(
-                "Cannot read stream-node-max-entries ({why}): deleting a message "
-                "rewrites whole streams",
+                "Redis did not rewrite its files after an erasure ({why}): they may "
+                "hold the erased text until it next does",
                 why=failure.getErrorMessage(),
             )
-            self._node_max = 0
-            return 0
 
-        return d.addCallbacks(got, refused).addErrback(unavailable)
+        for d in asked:
+            d.addErrback(failed)
+        return gatherResults(asked).addCallback(lambda _: None)
 
     # The event stream
 
@@ -214,6 +267,15 @@ class RedisModeration:
     def _acted(self, entry: Event) -> None:
         if self.events is not None:
             self.events.acted(_act(entry))
+
+
+def _first(failure: Failure) -> Failure:
+    """
+    The failure of the first of L{gatherResults}'s Deferreds to fail.
+    """
+    failure.trap(FirstError)
+    assert isinstance(failure.value, FirstError)
+    return failure.value.subFailure
 
 
 def _act(fields: dict[str, str]) -> Act:
