@@ -380,3 +380,17 @@ async def test_redis_writes_its_files_anew_after_an_erasure(redis_stores: RedisS
     # What was written since is in the files too.
     await within(backend.moderation.act(Act(stamp(6), "root", "wall", None, None, "after 9c0f")))
     assert on_disk(directory, "9c0f") != []
+
+
+@pytest_twisted.ensureDeferred
+async def test_acts_waiting_for_the_configuration_ask_for_it_once(
+    redis_stores: RedisStores,
+) -> None:
+    backend, heard = await process(redis_stores)
+    acts = [act("op", i, target=f"user{i}") for i in range(5)]
+    for d in [backend.moderation.act(each) for each in acts]:
+        await within(d)
+    assert [await next_act(heard) for _ in acts] == acts
+    stats = await call(backend, "INFO", "commandstats")
+    # One CONFIG GET per setting (stream-node-max-entries, appendonly, save).
+    assert "cmdstat_config|get:calls=3," in stats

@@ -141,6 +141,7 @@ class RedisModeration:
         #: What Redis's configuration says (L{None}: not read yet on this
         #: connection).
         self._conf: _Config | None = None
+        self._waiting: list[Deferred[_Config]] = []
         self._act = connection.script(*_LIBRARY, "moderation_act.lua")
         self._find = connection.script(*_LIBRARY, "moderation_find.lua")
         connection.on_event("O", self._acted)
@@ -201,8 +202,28 @@ class RedisModeration:
         self._conf = None
 
     def _config(self) -> Deferred[_Config]:
+        """
+        The configuration, asked for once however many acts wait for it;
+        they are told in the order they asked, so that their scripts are
+        sent in that order.
+        """
         if self._conf is not None:
             return succeed(self._conf)
+        waiting: Deferred[_Config] = Deferred()
+        self._waiting.append(waiting)
+        if len(self._waiting) == 1:
+            self._ask().addBoth(self._answer)
+        return waiting
+
+    def _answer(self, result: _Config | Failure) -> None:
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            if isinstance(result, Failure):
+                d.errback(result)
+            else:
+                d.callback(result)
+
+    def _ask(self) -> Deferred[_Config]:
         commands = self.connection.commands
 
         def get(name: str) -> Deferred[str | None]:
