@@ -7,6 +7,7 @@ key Redis holds, not only hidden.
 
 from __future__ import annotations
 
+import calendar
 from pathlib import Path
 from typing import Any
 
@@ -394,3 +395,30 @@ async def test_acts_waiting_for_the_configuration_ask_for_it_once(
     stats = await call(backend, "INFO", "commandstats")
     # One CONFIG GET per setting (stream-node-max-entries, appendonly, save).
     assert "cmdstat_config|get:calls=3," in stats
+
+
+@pytest_twisted.ensureDeferred
+async def test_history_written_before_stamped_ids_is_found_and_erased(
+    redis_stores: RedisStores,
+) -> None:
+    backend, _ = await process(redis_stores)
+    await uncompressed(backend)
+    # As stored before: IDs from Redis's clock, a few ms after the stamps.
+    millis = calendar.timegm((2026, 12, 2, 10, 0, 0)) * 1000
+    stamps = [stamp(2 * i) for i in range(150)]
+    for i, at in enumerate(stamps):
+        entry_id = f"{millis + 2 * i + (0, 1, 2, 3, 4, 3, 2, 1)[i % 8]}-0"
+        await call(
+            backend, "XADD", "chatroom:history:general", entry_id, "t", at, "u", "old", "m", f"{i}x"
+        )
+    for i in (3, 77, 149):
+        assert await within(backend.moderation.find("general", stamps[i])) == Message(
+            stamps[i], "old", f"{i}x"
+        )
+    assert await within(backend.moderation.find("general", stamp(1))) is None
+    delete = Act(stamp(1000), "bob", "delete", "general", "old", stamps[77])
+    await within(backend.moderation.act(delete))
+    assert await within(backend.moderation.find("general", stamps[77])) is None
+    assert await holding(backend, "77x") == []
+    left = await within(backend.direct.room_history("general", None, 200))
+    assert [m.text for m in left] == [f"{i}x" for i in range(150) if i != 77]
