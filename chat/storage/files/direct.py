@@ -57,10 +57,13 @@ from chat.storage.files.logs import (
     complete_size,
     drop_torn_line,
     fsync_paths,
+    is_tombstone,
+    read_tail,
     read_tail_lines,
+    replace_file,
 )
 
-__all__ = ["DirectFiles", "read_page"]
+__all__ = ["DirectFiles", "find_line", "read_page"]
 
 _SUFFIX = ".log"
 _UNREAD = "unread"
@@ -524,7 +527,9 @@ class DirectFiles:
         change must not be overwritten by an earlier one finishing late.
         """
         names = sorted(self._ignores.get(owner, ()))
-        d = self._run(_replace, self.dms_dir / owner / _IGNORED, "".join(f"{n}\n" for n in names))
+        d = self._run(
+            replace_file, self.dms_dir / owner / _IGNORED, "".join(f"{n}\n" for n in names)
+        )
 
         def failed(f: Failure) -> Failure:
             self.log.failure("Could not save whom {user} ignores", f, user=owner)
@@ -562,6 +567,8 @@ def _last_stamp(fd: int, size: int) -> str | None:
 def _parse(lines: list[bytes]) -> list[Message]:
     messages = []
     for raw in lines:
+        if is_tombstone(raw):
+            continue
         parts = raw.decode("utf-8", errors="replace").split(" ", 2)
         if len(parts) == 3 and len(parts[0]) == _STAMP:
             messages.append(Message(parts[0], parts[1], parts[2]))
@@ -665,26 +672,6 @@ def _conversations(home: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _replace(path: Path, text: str) -> None:
-    """
-    Make C{path} hold C{text}, whole or not at all, durably.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
-
-
 def _line_start(fd: int, pos: int, end: int) -> int:
     """
     Where the first line starting at or after C{pos} starts (C{end} if
@@ -745,9 +732,39 @@ def read_page(path: Path, size: int | None, before: str | None, count: int) -> l
         if size is None:
             size = complete_size(fd, os.fstat(fd).st_size)
         end = size if before is None else _find(fd, size, before.encode())
-        messages = _parse(read_tail_lines(fd, end, count))
+        messages = read_tail(fd, end, count, _parse)
     finally:
         os.close(fd)
     if before is not None:
         messages = [m for m in messages if m.timestamp < before]
     return messages
+
+
+def find_line(fd: int, size: int, stamp: str) -> tuple[int, bytes] | None:
+    """
+    Where the line of the message stamped C{stamp} starts, and the line
+    (without its LF), within a history file's first C{size} bytes (its
+    complete lines): a binary search, lines being sorted by stamp.
+    Tombstones are no message.  Runs in a thread.
+    """
+    target = stamp.encode()
+    pos = _find(fd, size, target)
+    # Should stamps repeat (files older than unique stamps), the first
+    # such line still standing.
+    while pos < size:
+        chunk = os.pread(fd, min(BLOCK, size - pos), pos)
+        end = chunk.find(b"\n")
+        while end < 0 and pos + len(chunk) < size:
+            more = os.pread(fd, min(BLOCK, size - pos - len(chunk)), pos + len(chunk))
+            if not more:
+                break
+            found = more.find(b"\n")
+            end = len(chunk) + found if found >= 0 else -1
+            chunk += more
+        line = chunk[:end] if end >= 0 else chunk
+        if line[:_STAMP] != target or line[_STAMP : _STAMP + 1] != b" ":
+            return None
+        if not is_tombstone(line):
+            return pos, line
+        pos += len(line) + 1
+    return None

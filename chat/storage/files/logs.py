@@ -2,6 +2,12 @@
 What the files under the data directory share: append-only logs of
 C{<timestamp> <sender> <text>} lines, read back from the end, kept open
 within one budget of descriptors, and fsynced in a thread.
+
+A deleted message's line is overwritten in place by a tombstone of the
+same length (L{tombstone}): its stamp, C{" *"} (never a user name, whose
+letters are C{[A-Za-z0-9_-]}), then spaces.  The stamp stays, so the lines
+stay sorted for a binary search and a room's last stamp is kept; every
+reader skips tombstones (L{is_tombstone}).
 """
 
 # test-case-name: tests.test_store, tests.storage.test_direct
@@ -12,8 +18,9 @@ import errno
 import os
 import resource
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from twisted.logger import Logger
 
@@ -22,12 +29,38 @@ __all__ = [
     "complete_size",
     "default_open_files",
     "drop_torn_line",
+    "fsync_directory",
     "fsync_paths",
+    "is_tombstone",
+    "read_tail",
     "read_tail_lines",
+    "replace_file",
+    "tombstone",
 ]
 
 BLOCK = 16384
 OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+#: The length of a stamp, C{2026-12-02T10:00:00.000Z}.
+STAMP_LENGTH = 24
+_MARK = b" *"
+
+T = TypeVar("T")
+
+
+def tombstone(line: bytes) -> bytes:
+    """
+    What overwrites a deleted message's line (without its LF): as long,
+    with its stamp and nothing of the rest.
+    """
+    stamp = line[:STAMP_LENGTH]
+    return stamp + _MARK + b" " * (len(line) - len(stamp) - len(_MARK))
+
+
+def is_tombstone(line: bytes) -> bool:
+    """
+    Whether a line (without its LF) is a deleted message's.
+    """
+    return line[STAMP_LENGTH : STAMP_LENGTH + 2] == _MARK
 
 
 def default_open_files() -> int:
@@ -71,6 +104,28 @@ def read_tail_lines(fd: int, size: int, count: int) -> list[bytes]:
         # The first element may be the tail of a longer line: drop it.
         lines = lines[1:]
     return lines[-count:]
+
+
+def read_tail(fd: int, size: int, count: int, parse: Callable[[list[bytes]], list[T]]) -> list[T]:
+    """
+    The last C{count} items that C{parse} makes of a file's complete
+    lines, oldest first, reading further back for each line it skips (a
+    tombstone, a damaged line), so that deleting messages does not shorten
+    a page of history.  Each line is parsed once.
+    """
+    if count <= 0:
+        return []
+    found: list[T] = []
+    parsed = 0
+    want = count
+    while True:
+        lines = read_tail_lines(fd, size, want)
+        fresh = lines[: len(lines) - parsed]
+        found[:0] = parse(fresh)
+        parsed = len(lines)
+        if len(found) >= count or len(lines) < want:
+            return found[-count:]
+        want = parsed + max(count - len(found), parsed)
 
 
 def complete_size(fd: int, size: int) -> int:
@@ -182,3 +237,32 @@ def fsync_paths(paths: Sequence[Path]) -> list[OSError]:
         finally:
             os.close(fd)
     return errors
+
+
+def replace_file(path: Path, text: str) -> None:
+    """
+    Make C{path} hold C{text}, whole or not at all, durably: written to a
+    temporary file, fsynced, renamed over it, the directory fsynced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    """
+    Make the names in a directory durable (a file created, renamed or
+    removed).
+    """
+    dirfd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)

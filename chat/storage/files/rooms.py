@@ -23,7 +23,12 @@ L{OpenFiles}); the others are opened again when next written to.  A
 server with more rooms than it may open files starts and serves.
 
 Private messages (L{LocalBackend.direct}) live beside the rooms, in
-L{chat.storage.files.direct}.
+L{chat.storage.files.direct}; moderation (L{LocalBackend.moderation}:
+rules, deletions, the audit log) in L{chat.storage.files.moderation}.
+
+Deleting a message overwrites its line in place with a tombstone (see
+L{chat.storage.files.logs.tombstone}), which every reader skips; dropping
+a room removes its file.
 """
 
 # test-case-name: tests.storage.test_rooms, tests.test_store
@@ -33,6 +38,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +49,22 @@ from zope.interface import Interface, implementer
 
 from chat.message import Message, next_timestamp
 from chat.storage.common import NameTaken, Runner, StoreUnavailable
-from chat.storage.files.direct import DirectFiles
+from chat.storage.files.direct import DirectFiles, find_line
 from chat.storage.files.logs import (
     OPEN_FLAGS,
+    STAMP_LENGTH,
     OpenFiles,
     default_open_files,
     drop_torn_line,
+    fsync_directory,
     fsync_paths,
+    is_tombstone,
+    read_tail,
     read_tail_lines,
+    tombstone,
 )
+from chat.storage.files.moderation import ModerationFiles
+from chat.storage.moderation import IModerationEvents
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = [
@@ -192,10 +205,15 @@ class FileChatStore:
             try:
                 complete = drop_torn_line(fd, f"Room {name}")
                 self._sizes[name] = complete
-                # One line at least, for the last stamp.
-                recent = self._parse(name, read_tail_lines(fd, complete, max(history, 1)))
-                self._last[name] = recent[-1].timestamp if recent else None
-                rooms[name] = recent[-history:] if history > 0 else []
+                # Past deleted messages, as many as asked for.
+                recent = read_tail(fd, complete, history, partial(self._parse, name))
+                # The last stamp: a deleted message's tombstone keeps it.
+                last = read_tail_lines(fd, complete, 1)
+                if last and len(last[0]) > STAMP_LENGTH and last[0][STAMP_LENGTH] == 0x20:
+                    self._last[name] = last[0][:STAMP_LENGTH].decode("ascii", errors="replace")
+                else:
+                    self._last[name] = recent[-1].timestamp if recent else None
+                rooms[name] = recent
             finally:
                 os.close(fd)
         return rooms
@@ -203,8 +221,10 @@ class FileChatStore:
     def _parse(self, room: str, lines: list[bytes]) -> list[Message]:
         messages = []
         for raw in lines:
+            if is_tombstone(raw):
+                continue
             parts = raw.decode("utf-8", errors="replace").split(" ", 2)
-            if len(parts) < 3 or len(parts[0]) != 24:
+            if len(parts) < 3 or len(parts[0]) != STAMP_LENGTH:
                 self.log.warn("Room {room}: skipping a damaged history line", room=room)
                 continue
             messages.append(Message(parts[0], parts[1], parts[2]))
@@ -225,6 +245,77 @@ class FileChatStore:
         what a reader in another thread may read.
         """
         return self._sizes.get(room)
+
+    def rooms(self) -> list[str]:
+        """
+        Every room, spelled as created.
+        """
+        return list(self._sizes)
+
+    def find(self, room: str, stamp: str) -> Deferred[Message | None]:
+        """
+        The room's message stamped C{stamp}, if it has one (not deleted),
+        read in a thread.
+
+        @return: Fails with L{StoreUnavailable} if the file cannot be read.
+        """
+        size = self._sizes.get(room)
+        if size is None:
+            return succeed(None)
+        d = self._run(_find_message, self._path(room), size, stamp)
+        return d.addErrback(self._unavailable, "Room {room}: could not look up a message", room)
+
+    def erase(self, room: str, stamp: str) -> Deferred[Message | None]:
+        """
+        Overwrite the room's message stamped C{stamp} with its tombstone,
+        in place, and fsync: its text is gone from the file, not hidden.
+        In a thread; appends may go on meanwhile (they write past the
+        complete lines this reads, through another descriptor).
+
+        @return: The message erased, or L{None} if there was none (no such
+            room, no such stamp, deleted already).  Fails with
+            L{StoreUnavailable}, the message then untouched.
+        """
+        size = self._sizes.get(room)
+        if size is None:
+            return succeed(None)
+        d = self._run(_erase, self._path(room), size, stamp)
+        return d.addErrback(self._unavailable, "Room {room}: could not delete a message", room)
+
+    def drop_room(self, name: str) -> Deferred[None]:
+        """
+        Delete a room: its file is closed, forgotten and removed (the
+        directory fsynced), in a thread.  From this call on, appends to
+        the room fail, and its history reads empty; should the removal
+        fail, the room is as it was.
+
+        @return: Fails with L{StoreUnavailable}.
+        """
+        if name not in self._sizes:
+            return succeed(None)
+        size = self._sizes.pop(name)
+        last = self._last.pop(name, None)
+        dirty = name in self._dirty
+        self._dirty.discard(name)
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+        def failed(f: Any) -> Any:
+            self._sizes[name] = size
+            self._last[name] = last
+            if dirty:
+                self._dirty.add(name)
+            return self._unavailable(f, "Room {room}: could not drop it", name)
+
+        d = self._run(_remove, self._path(name))
+        return d.addErrback(failed)
+
+    def _unavailable(self, f: Any, why: str, room: str) -> Any:
+        if f.check(StoreUnavailable):
+            return f
+        self.log.failure(why, f, room=room)
+        raise StoreUnavailable(str(f.value))
 
     def _fd(self, name: str) -> int:
         """
@@ -271,6 +362,10 @@ class FileChatStore:
         return d
 
     def append(self, room: str, messages: Sequence[Message]) -> Sequence[Message]:
+        size = self._sizes.get(room)
+        if size is None:
+            # Dropped (or never created): its file must not come back.
+            raise StoreUnavailable(f"no room {room}")
         last = self._last.get(room)
         stored = messages
         if len(messages) > 1 or (messages and last is not None and messages[0][0] <= last):
@@ -291,7 +386,7 @@ class FileChatStore:
             # fragment back so the history holds no torn line.
             self._undo(room, fd)
             raise StoreUnavailable("short write")
-        self._sizes[room] += written
+        self._sizes[room] = size + written
         self._dirty.add(room)
         if stored:
             self._last[room] = stored[-1][0]
@@ -340,6 +435,59 @@ class FileChatStore:
         dirty.clear()
 
 
+def _find_message(path: Path, size: int, stamp: str) -> Message | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        found = find_line(fd, size, stamp)
+    finally:
+        os.close(fd)
+    if found is None:
+        return None
+    parts = found[1].decode("utf-8", errors="replace").split(" ", 2)
+    if len(parts) < 3:
+        return None
+    return Message(parts[0], parts[1], parts[2])
+
+
+def _erase(path: Path, size: int, stamp: str) -> Message | None:
+    """
+    Overwrite a message's line with its tombstone, with C{pwrite} on a
+    descriptor opened without C{O_APPEND} (on Linux, C{pwrite} on an
+    C{O_APPEND} descriptor appends), then fsync.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        found = find_line(fd, size, stamp)
+        if found is None:
+            return None
+        offset, line = found
+        grave = tombstone(line)
+        if os.pwrite(fd, grave, offset) != len(grave):
+            raise OSError(errno.EIO, "short write")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    parts = line.decode("utf-8", errors="replace").split(" ", 2)
+    return Message(*parts) if len(parts) == 3 else None
+
+
+def _remove(path: Path) -> None:
+    """
+    Remove a file, durably (its directory fsynced); gone already is done.
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsync_directory(path.parent)
+
+
 def _stamped(messages: Sequence[Message], last: str | None) -> Sequence[Message]:
     """
     The messages, each stamped later than the one before it (and the first
@@ -377,19 +525,26 @@ class LocalBackend:
         clock: IReactorTime,
         sync_interval: float = 5.0,
         direct: DirectFiles | None = None,
+        moderation: ModerationFiles | None = None,
     ) -> None:
         """
         @param direct: The private messages; by default those of the data
             directory C{store} keeps (a L{FileChatStore}), sharing its
             thread runner and its budget of open files.
+        @param moderation: The rules, deletions and audit log; by default
+            those of that data directory, sharing its thread runner.
         """
         self.store = store
         self.clock = clock
-        if direct is None:
+        if direct is None or moderation is None:
             if not isinstance(store, FileChatStore):
                 raise TypeError("LocalBackend needs the private messages of this store")
-            direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
+            if direct is None:
+                direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
+            if moderation is None:
+                moderation = ModerationFiles(store.data, store.run, store)
         self.direct = direct
+        self.moderation = moderation
         self.sync_interval = sync_interval
         self.events: IRoomEvents | None = None
         self._sync_call: IDelayedCall | None = None
@@ -398,12 +553,20 @@ class LocalBackend:
         """
         Load the rooms, inside this call: a store that cannot load raises
         here, which stops the server before it listens.  Then the private
-        messages' ignore lists and inboxes (C{events} hears of both).
+        messages' ignore lists and inboxes, and the moderation rules
+        (C{events} hears of all three).
         """
         self.events = events
         for name, recent in self.store.load(events.history).items():
             events.room_loaded(name, recent, ())
-        d = self.direct.start(events)  # type: ignore[arg-type]
+        # The server hears of all three; the room events' type says one.
+        server: Any = events
+        d = self.direct.start(server)
+        if IModerationEvents.providedBy(server):
+            d.addCallback(lambda _: self.moderation.start(server))
+        else:
+            # A server from before moderation: it could not hear an act.
+            self.log.warn("The server does not hear moderation: its rules are not loaded")
         self._schedule_sync()
         return d
 
@@ -442,5 +605,6 @@ class LocalBackend:
                 self._sync_call.cancel()
             self._sync_call = None
         self.direct.close()
+        self.moderation.close()
         self.store.close()
         return succeed(None)
