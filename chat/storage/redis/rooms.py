@@ -131,10 +131,11 @@ class RedisBackend:
         )
         # The server hears of rooms and of private messages alike.
         self.direct.start(events)  # type: ignore[arg-type]
-        # A server that keeps no rules (a recorder of rooms only) is told
-        # of no acts.
         if IModerationEvents.providedBy(events):
             self.moderation.start(events)  # type: ignore[arg-type]
+        else:
+            # A server from before moderation: it could not hear an act.
+            self.log.warn("The server does not hear moderation: its rules are not loaded")
         ready = self.connection.start()
         self.presence.start()
         return ready
