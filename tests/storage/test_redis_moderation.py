@@ -15,6 +15,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
 from chat.message import Message, next_timestamp
@@ -422,3 +423,25 @@ async def test_history_written_before_stamped_ids_is_found_and_erased(
     assert await holding(backend, "77x") == []
     left = await within(backend.direct.room_history("general", None, 200))
     assert [m.text for m in left] == [f"{i}x" for i in range(150) if i != 77]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answered_act_survives_redis_killed(redis_stores: RedisStores) -> None:
+    backend, heard = await process(redis_stores)
+    [said] = await say(backend, heard, "general", ["gone for good 0b7e"])
+    acts = [
+        act("ban", 1, target="Mallory", reason="spam"),
+        Act(stamp(2), "root", "lock", None, "Mallory"),
+        Act(stamp(3), "bob", "delete", "general", "mallory", said.timestamp),
+    ]
+    for each in acts:
+        await within(backend.moderation.act(each))
+    with capturedLogs():
+        redis_stores.break_()
+        redis_stores.repair()
+        again, fresh = await process(redis_stores)
+    [rules] = fresh.loads
+    assert rules.rooms["lounge"].bans["mallory"].reason == "spam"
+    assert rules.locks == {"mallory": ""}
+    assert await within(again.moderation.audit(5)) == acts
+    assert await holding(again, "0b7e") == []
