@@ -86,10 +86,10 @@ def test_an_event_kind_has_one_owner() -> None:
 def test_each_feature_registers_its_kinds_and_scripts() -> None:
     backend = RedisBackend(MemoryReactorClock(), parse_redis_url("redis://127.0.0.1/0"))
     connection = backend.connection
-    assert sorted(connection._handlers) == ["D", "J", "M", "P", "R"]
+    assert sorted(connection._handlers) == ["D", "J", "M", "O", "P", "R"]
     before = len(connection.commands.scripts)
     RedisAccounts(backend)
-    assert sorted(connection._handlers) == ["D", "J", "M", "P", "R", "U"]
+    assert sorted(connection._handlers) == ["D", "J", "M", "O", "P", "R", "U"]
     # add.lua is shared with rooms; the snapshot grew a part.
     assert len(connection.commands.scripts) == before
     assert connection.commands.scripts == connection.reader.scripts

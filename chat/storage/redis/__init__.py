@@ -1,7 +1,8 @@
 """
 The shared store: many chatroom processes on one Redis, so that users on
 different processes chat as on one server.  L{connection} is what the
-features share; L{rooms}, L{presence} and L{accounts} are the features.
+features share; L{rooms}, L{presence}, L{direct}, L{moderation} and
+L{accounts} are the features.
 """
 
 from __future__ import annotations

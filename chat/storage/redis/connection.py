@@ -42,6 +42,15 @@ Keys, under the prefix (C{chatroom:}), by owner:
     inbox:<user>     stream, capped: t, u, p (recipient), m    (direct)
     dropped:<user>   how many the inbox dropped past its cap   (direct)
     ignores:<user>   set of the users it ignores               (direct)
+    owners           hash: room -> its owner                   (moderation: O)
+    ops:<room>       hash: user -> "<n> Name", n the order     (moderation)
+                     named (from the counter opsn)
+    bans:<room>      hash: user -> "<ts> <by> <Name>[ :<why>]" (moderation)
+    mutes:<room>     hash: user -> Name                        (moderation)
+    topics           hash: room -> "<ts> <by> <text>"          (moderation)
+    locks            hash: user -> the lock's reason           (moderation)
+    moderated        set of the rooms with rules               (moderation)
+    audit            stream, never trimmed: t a v r g m        (moderation)
 
 Names in keys are lower-case.  The entries of history and dm streams have
 IDs made from their stamps' milliseconds (C{stamps.lua}), so that reading

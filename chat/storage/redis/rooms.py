@@ -24,8 +24,10 @@ from zope.interface import implementer
 
 from chat.message import Message
 from chat.resp import RedisAddress, RedisClient
+from chat.storage.moderation import IModerationEvents
 from chat.storage.redis.connection import Event, RedisConnection, added_or_taken, pairs
 from chat.storage.redis.direct import RedisDirect
+from chat.storage.redis.moderation import RedisModeration
 from chat.storage.redis.presence import RedisPresence
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
@@ -50,6 +52,7 @@ class RedisBackend:
         features (accounts, say).
     @ivar presence: Who is where, across processes.
     @ivar direct: Private messages, and paging back through history.
+    @ivar moderation: Rules, erasures and the audit log.
     """
 
     log = Logger()
@@ -88,6 +91,9 @@ class RedisBackend:
         connection.on_event("R", self._created)
         connection.on_flush(self._flush)
         connection.on_snapshot("rooms_snapshot.lua", self._snapshot_args, self._loaded)
+        # After the rooms' part: a process reloading learns the rooms, then
+        # their rules.
+        self.moderation = RedisModeration(connection)
 
     @property
     def events(self) -> IRoomEvents | None:
@@ -125,6 +131,11 @@ class RedisBackend:
         )
         # The server hears of rooms and of private messages alike.
         self.direct.start(events)  # type: ignore[arg-type]
+        if IModerationEvents.providedBy(events):
+            self.moderation.start(events)  # type: ignore[arg-type]
+        else:
+            # A server from before moderation: it could not hear an act.
+            self.log.warn("The server does not hear moderation: its rules are not loaded")
         ready = self.connection.start()
         self.presence.start()
         return ready
