@@ -44,6 +44,8 @@ class ChatUser(Moderator):
 
     __slots__ = ("key", "mind", "name", "room", "service")
 
+    service: ChatService
+
     def __init__(self, name: str, service: ChatService, mind: Mind) -> None:
         self.name = name
         key = name.lower()

@@ -44,9 +44,6 @@ from chat.storage.moderation import (
     sorted_bans,
 )
 
-if TYPE_CHECKING:
-    from chat.service import ChatService
-
 __all__ = ["LOCKED", "Keeper", "Moderator"]
 
 #: What a locked account's connections are told when no reason was given.
@@ -81,7 +78,9 @@ class Moderator:
     if TYPE_CHECKING:
         name: str
         key: str
-        service: ChatService
+        #: The server (L{chat.service.ChatService}), as far as moderation
+        #: knows it.
+        service: Keeper
         room: Room | None
 
         def _user(self, name: str) -> str: ...

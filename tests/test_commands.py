@@ -134,6 +134,24 @@ class TableTests(SynchronousTestCase):
                 "/ignore <user>               stop receiving someone's private messages",
                 "/unignore <user>             receive their private messages again",
                 "/ignores                     list whom you ignore",
+                "/topic [<text>]              set the room's topic (operators); empty clears it",
+                "/op <user>                   make someone an operator of the room (owner, admins)",
+                "/deop <user>                 take away someone's operator rights (owner, admins)",
+                "/ops                         list the room's owner and operators",
+                "/kick <user> [<reason>]      send someone out of the room (operators)",
+                "/ban <user> [<reason>]       keep someone out of the room (operators)",
+                "/unban <user>                let a banned user back in (operators)",
+                "/bans                        list the room's bans (operators)",
+                "/mute <user>                 stop someone's messages to the room (operators)",
+                "/unmute <user>               let a muted user speak again (operators)",
+                "/delete <ts>                 delete a message by its timestamp"
+                " (its sender, operators)",
+                "/lock <user> [<reason>]      lock an account and disconnect it (admins)",
+                "/unlock <user>               unlock an account (admins)",
+                "/wall <text>                 a notice to everyone logged in (admins)",
+                "/drop <room> [<reason>]      delete a room, its history and its bans (admins)",
+                "/audit [<count>]             the last moderation and admin actions"
+                " (admins; 50 by default)",
                 "/help                        this list",
                 "/quit                        disconnect (or type exit)",
                 "In a room, any other line is a message; start it with // to send a leading /.",
@@ -158,6 +176,22 @@ class TableTests(SynchronousTestCase):
                 ("ignore", "/ignore <user>"),
                 ("unignore", "/unignore <user>"),
                 ("ignores", "/ignores"),
+                ("topic", "/topic [<text>]"),
+                ("op", "/op <user>"),
+                ("deop", "/deop <user>"),
+                ("ops", "/ops"),
+                ("kick", "/kick <user> [<reason>]"),
+                ("ban", "/ban <user> [<reason>]"),
+                ("unban", "/unban <user>"),
+                ("bans", "/bans"),
+                ("mute", "/mute <user>"),
+                ("unmute", "/unmute <user>"),
+                ("delete", "/delete <ts>"),
+                ("lock", "/lock <user> [<reason>]"),
+                ("unlock", "/unlock <user>"),
+                ("wall", "/wall <text>"),
+                ("drop", "/drop <room> [<reason>]"),
+                ("audit", "/audit [<count>]"),
                 ("help", "/help"),
                 ("quit", "/quit"),
             ],
@@ -178,6 +212,36 @@ class TableTests(SynchronousTestCase):
                 parse_args(verb, rest)
             error = caught.exception
             self.assertEqual((error.code, error.detail), (ErrorCode.BAD_SYNTAX, usage))
+
+    def test_moderation_arguments(self) -> None:
+        for verb, rest, args in [
+            (Verb.KICK, "bob", ("bob", "")),
+            (Verb.KICK, "bob  spam,  again ", ("bob", "spam,  again")),
+            (Verb.TOPIC, "", ("",)),
+            (Verb.TOPIC, "  a  topic ", ("a  topic",)),
+            (Verb.WALL, "back at noon", ("back at noon",)),
+            (Verb.DROP, "Lounge closing", ("Lounge", "closing")),
+            (Verb.AUDIT, "", ("50",)),
+            (Verb.AUDIT, "007", ("7",)),
+            (Verb.DELETE, "2026-12-02T14:02:05.123Z", ("2026-12-02T14:02:05.123Z",)),
+            (Verb.OP, "bob", ("bob",)),
+            (Verb.OPS, "", ()),
+        ]:
+            self.assertEqual(parse_args(verb, rest), args, (verb, rest))
+        for verb, rest, code in [
+            (Verb.KICK, "", ErrorCode.BAD_SYNTAX),
+            (Verb.OP, "bob now", ErrorCode.BAD_SYNTAX),
+            (Verb.WALL, "  ", ErrorCode.BAD_SYNTAX),
+            (Verb.AUDIT, "501", ErrorCode.BAD_SYNTAX),
+            (Verb.AUDIT, "0", ErrorCode.BAD_SYNTAX),
+            (Verb.DELETE, "yesterday", ErrorCode.BAD_SYNTAX),
+            (Verb.DELETE, "2026-13-02T14:02:05.123Z", ErrorCode.BAD_SYNTAX),
+            (Verb.BANS, "x", ErrorCode.BAD_SYNTAX),
+            (Verb.BAN, "b@d spam", ErrorCode.BAD_NAME),
+        ]:
+            with self.assertRaises(CommandError) as caught:
+                parse_args(verb, rest)
+            self.assertEqual(caught.exception.code, code, (verb, rest))
 
     def test_why_not(self) -> None:
         for verb, state, text in [
