@@ -538,7 +538,9 @@ class LocalBackend:
         self.clock = clock
         if direct is None or moderation is None:
             if not isinstance(store, FileChatStore):
-                raise TypeError("LocalBackend needs the private messages of this store")
+                raise TypeError(
+                    "LocalBackend needs the private messages and moderation of this store"
+                )
             if direct is None:
                 direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
             if moderation is None:
