@@ -9,6 +9,9 @@
 local prefix = '{prefix}'
 local room = string.lower(ARGV[1])
 local history = prefix .. 'history:' .. room
+-- A room dropped (by another process) since these were said: they go
+-- nowhere, rather than start the dropped room's history again.
+if redis.call('HEXISTS', prefix .. 'rooms', room) == 0 then return 0 end
 local last = redis.call('HGET', prefix .. 'stamps', room)
 if last then
   known_second(last, tonumber(string.sub(last, 26)))
