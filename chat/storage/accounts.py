@@ -44,6 +44,18 @@ class IAccountStore(Interface):
             L{StoreUnavailable}.
         """
 
+    def change_password(name: str, password: str) -> Deferred[None]:
+        """
+        Give an existing account a new password (hashed off the reactor
+        thread, at the store's bcrypt cost).  The caller has checked the
+        old one.
+
+        @return: A Deferred that fires once the new hash is on stable
+            storage (the old one no longer lets anyone in, on any
+            process), or fails with L{StoreUnavailable}, the old password
+            still in force.
+        """
+
     def user_exists(name: str) -> bool:
         """
         Whether an account of that name exists, in any case.
