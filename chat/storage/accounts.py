@@ -123,6 +123,16 @@ class AccountStore:
         """
         raise NotImplementedError
 
+    def _replace(self, key: str, password: str) -> Deferred[None]:
+        """
+        Hash a new password for the existing account whose lower-case
+        name is C{key} and store it in place of the old one.
+        """
+        raise NotImplementedError
+
+    def change_password(self, name: str, password: str) -> Deferred[None]:
+        return self._replace(name.lower(), password)
+
     def user_exists(self, name: str) -> bool:
         key = name.lower()
         return self._has(key) or key in self._pending
