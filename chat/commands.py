@@ -61,6 +61,7 @@ class Verb(Enum):
 
     REGISTER = "register"
     LOGIN = "login"
+    RESUME = "resume"
     ROOMS = "rooms"
     CREATE = "create"
     JOIN = "join"
@@ -88,6 +89,9 @@ class Verb(Enum):
     WALL = "wall"
     DROP = "drop"
     AUDIT = "audit"
+    TOKEN = "token"
+    PASSWORD = "password"
+    LOGOUT_ALL = "logout-all"
     HELP = "help"
     QUIT = "quit"
     SAY = "say"
@@ -210,6 +214,13 @@ TABLE: dict[Verb, CommandSpec] = {
             rest=True,
             ok=True,
         ),
+        CommandSpec(
+            Verb.RESUME,
+            ("name", "token"),
+            _AUTH,
+            "log in again with a session token from /token",
+            _LOGGED_IN_ALREADY,
+        ),
         CommandSpec(Verb.ROOMS, (), _LOGGED_IN, "list the rooms and how many are in each"),
         CommandSpec(
             Verb.CREATE,
@@ -303,6 +314,9 @@ TABLE: dict[Verb, CommandSpec] = {
             f"the last moderation and admin actions (admins; {DEFAULT_AUDIT} by default)",
             optional=("count",),
         ),
+        CommandSpec(Verb.TOKEN, (), _LOGGED_IN, "a session token, for /resume after a reconnect"),
+        CommandSpec(Verb.PASSWORD, (), _LOGGED_IN, "change your password (you are asked for both)"),
+        CommandSpec(Verb.LOGOUT_ALL, (), _LOGGED_IN, "revoke every session token of your account"),
         CommandSpec(Verb.HELP, (), _ANY, "this list"),
         CommandSpec(Verb.QUIT, (), _ANY, "disconnect (or type exit)"),
         CommandSpec(Verb.SAY, ("text",), _IN_ROOM, "", "you are not in a room: /join <room> first"),

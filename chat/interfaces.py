@@ -144,9 +144,10 @@ class IChatClient(Interface):
         Something this connection asked for failed.
         """
 
-    def shutdown(reason: str) -> object:
+    def shutdown(reason: str, reconnect: int = 0) -> object:
         """
-        Say goodbye and close.
+        Say goodbye and close; when C{reconnect} is given (a restart), say
+        first in how many seconds the client may come back.
 
         @return: A Deferred that fires once the connection is gone.
         """

@@ -267,7 +267,15 @@ class Moderator:
         target = self._user(name)
         if target.lower() == self.key:
             raise _forbidden("you cannot lock your own account")
-        return self._act("lock", target=target, reason=reason)
+        service = self.service
+        d = self._act("lock", target=target, reason=reason)
+
+        def revoke(act: Act) -> Deferred[Act]:
+            # No session token of the account lets it back in either.
+            revoked: Deferred[None] = service.tokens.revoke_all(target.lower())
+            return revoked.addCallback(lambda _: act)
+
+        return d.addCallback(revoke).addErrback(_failed)
 
     def unlock(self, name: str) -> Deferred[Act]:
         self._admin()
@@ -306,6 +314,7 @@ class Keeper:
         rooms: dict[str, Room]
         users: dict[str, Member | list[Member]]
         backend: Any
+        tokens: Any
 
         def flush_room(self, room: Room) -> None: ...
         def find(self, name: str) -> Room | None: ...

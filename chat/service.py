@@ -32,8 +32,12 @@ from chat.outage import Outage
 from chat.rooms import Member, Mind, Room, RoomListing
 from chat.storage.direct import DirectMessage, IDirectEvents, IDirectMessages, Unread
 from chat.storage.moderation import IModerationEvents, Rules
+from chat.storage.tokens import DEFAULT_TTL, ITokenStore
 
 __all__ = ["ChatService"]
+
+#: Over how many seconds a restart's clients are asked to come back.
+RECONNECT_SPREAD = 5
 
 
 @implementer(IRoomEvents, IDirectEvents, IModerationEvents)
@@ -66,6 +70,7 @@ class ChatService(Service, Keeper):
         rooms_per_hour: int = 0,
         accounts: IAccountStore | None = None,
         admins: Iterable[str] = (),
+        token_ttl: float = DEFAULT_TTL,
     ) -> None:
         """
         @param backend: Where the rooms live: on files, a
@@ -104,6 +109,8 @@ class ChatService(Service, Keeper):
         self._direct_out: dict[Mind, list[bytes]] = {}
         self._flushing = False
         self.admins = frozenset(name.lower() for name in admins)
+        #: How long a session token lasts, in seconds (C{--token-ttl}).
+        self.token_ttl = token_ttl
         self.rules = Rules()
 
     def startService(self) -> None:
@@ -126,7 +133,14 @@ class ChatService(Service, Keeper):
         """
         super().stopService()
         self.flush()
-        goodbyes = [c.shutdown("server shutting down") for c in list(self.connections)]
+        connections = list(self.connections)
+        # Restarting: clients that know RECONNECT come back spread over a
+        # few seconds rather than all in the same millisecond.
+        spread = len(connections) or 1
+        goodbyes = [
+            c.shutdown("server shutting down", 1 + (i * RECONNECT_SPREAD) // spread)
+            for i, c in enumerate(connections)
+        ]
         d: Deferred[Any] = DeferredList(goodbyes, consumeErrors=True)
         timeout = self.clock.callLater(3, d.cancel)
 
@@ -236,6 +250,13 @@ class ChatService(Service, Keeper):
         The backend's private messages.
         """
         return self.backend.direct  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def tokens(self) -> ITokenStore:
+        """
+        The backend's session tokens.
+        """
+        return self.backend.tokens  # type: ignore[attr-defined,no-any-return]
 
     def spelling(self, name: str) -> str | None:
         """

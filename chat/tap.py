@@ -36,9 +36,11 @@ from chat.lock import DataLock, DirectoryInUse, lock_directory
 from chat.protocol import ChatFactory
 from chat.resp import parse_redis_url
 from chat.service import ChatService
+from chat.sessions import TokenChecker
 from chat.storage.accounts import IAccountStore
 from chat.storage.files import BcryptFileChecker, FileChatStore, LocalBackend
 from chat.storage.redis import RedisAccounts, RedisBackend
+from chat.storage.tokens import DEFAULT_TTL
 
 __all__ = ["DEFAULT_PORT", "Options", "ThreadPoolService", "makeService"]
 
@@ -114,6 +116,13 @@ class Options(usage.Options, AuthOptionMixin):
             None,
             50,
             "How many past messages a user sees on joining a room.",
+            _positive_int,
+        ],
+        [
+            "token-ttl",
+            None,
+            DEFAULT_TTL,
+            "Seconds a session token (/token, for /resume) stays valid.",
             _positive_int,
         ],
         ["bcrypt-rounds", None, 12, "bcrypt cost for new password hashes (4 to 31).", _rounds],
@@ -467,6 +476,7 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
         max_rooms=limits.max_rooms,
         rooms_per_hour=limits.max_rooms_per_hour,
         admins=options.get("admins", ()),
+        token_ttl=options["token-ttl"],
     )
     chat.setServiceParent(top)
 
@@ -478,6 +488,10 @@ def makeService(options: Options | dict[str, Any], reactor: Any = None) -> IServ
     chat.accounts = accounts
 
     realm = ChatRealm(chat)
+    if accounts is not None:
+        # /resume: tokens for chatroom's own accounts only; with another
+        # --auth checker it is refused like a wrong token.
+        checkers = [*checkers, TokenChecker(backend.tokens, accounts, reactor)]
     portal = Portal(realm, checkers)
     factory = ChatFactory(chat, portal, realm, accounts, reactor, limits=limits)
     for description in options["ports"]:

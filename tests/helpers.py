@@ -23,6 +23,7 @@ from chat.avatar import ChatRealm
 from chat.guard import Limits
 from chat.protocol import ChatFactory, ChatProtocol
 from chat.service import ChatService
+from chat.sessions import TokenChecker
 from chat.storage.files.accounts import BcryptFileChecker
 from chat.storage.files.rooms import FileChatStore, LocalBackend
 
@@ -154,7 +155,10 @@ class Chat:
             checker = BcryptFileChecker(data / "users.txt", rounds=4, run=run)
         self.checker = checker
         self.realm = ChatRealm(self.service)
-        self.portal = Portal(self.realm, [checker])
+        checkers = [checker]
+        if hasattr(checker, "add_user") and hasattr(self.service.backend, "tokens"):
+            checkers.append(TokenChecker(self.service.backend.tokens, checker, self.clock))
+        self.portal = Portal(self.realm, checkers)
         accounts = checker if hasattr(checker, "add_user") else None
         self.service.accounts = accounts
         self.factory = ChatFactory(

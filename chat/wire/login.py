@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from twisted.cred.credentials import UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.error import LoginFailed
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -30,6 +30,7 @@ from chat.errors import ErrorCode
 from chat.guard import Limits, LoginThrottle, Quota, minutes
 from chat.interfaces import IAccountStore, IChatUser, NameTaken, StoreUnavailable
 from chat.service import ChatService
+from chat.sessions import SessionToken
 from chat.storage.direct import Unread
 from chat.wire.encoder import LineEncoder
 
@@ -92,6 +93,7 @@ class LoginFlow:
         def _stop_login_timer(self) -> None: ...
         def _bug(self, failure: Failure) -> None: ...
         def _resume(self) -> None: ...
+        def password_line(self, step: str, password: str) -> None: ...
 
     def do_login(self, name: str, password: str) -> None:
         self._dialog = None
@@ -156,6 +158,10 @@ class LoginFlow:
         if kind == "login":
             self.do_login(name, password)
             return
+        if kind == "password":
+            # A logged-in user changing its password (L{chat.wire.sessions}).
+            self.password_line(name, password)
+            return
         try:
             self.do_register(name, password)
         except CommandError as e:
@@ -186,19 +192,37 @@ class LoginFlow:
             keys.append("addr:" + self.address)
         return keys
 
-    def _authenticate(self, name: str, password: str) -> None:
-        factory = self.factory
-        wait = factory.throttle.locked(self._throttle_keys(name))
+    def _check_throttle(self, name: str) -> None:
+        """
+        @raise CommandError: Too many failed logins for this name or address.
+        """
+        wait = self.factory.throttle.locked(self._throttle_keys(name))
         if wait:
             raise CommandError(
                 ErrorCode.RATE_LIMITED,
                 f"too many failed logins; try again in {int(wait) + 1} s",
             )
+
+    def _authenticate(self, name: str, password: str) -> None:
+        factory = self.factory
+        self._check_throttle(name)
         self._begin_slow_work()
         credentials = UsernamePassword(name.encode("utf-8"), password.encode("utf-8"))
         d = factory.portal.login(credentials, self, IChatUser)
         d.addBoth(self._end_slow_work)
         d.addCallbacks(self._logged_in, self._login_failed, errbackArgs=(name,))
+        d.addErrback(self._bug)
+
+    def do_resume(self, name: str, token: str) -> None:
+        """
+        Log in with a session token: the same portal, realm and answer as
+        C{/login}, and the same throttle, without a bcrypt.
+        """
+        self._dialog = None
+        self._check_throttle(name)
+        self.pauseProducing()
+        d = self.factory.portal.login(SessionToken(name, token), self, IChatUser)
+        d.addCallbacks(self._logged_in, self._login_failed, errbackArgs=(name, "token"))
         d.addErrback(self._bug)
 
     def _begin_slow_work(self) -> None:
@@ -290,11 +314,11 @@ class LoginFlow:
             self.log.failure("Could not read {user}'s unread messages", failure, user=user.name)
         self._welcome(None, user, verb, unread_lost=True)
 
-    def _login_failed(self, failure: Failure, name: str) -> None:
+    def _login_failed(self, failure: Failure, name: str, secret: str = "password") -> None:
         if self.closing:
             return
         outage = self.factory.service.outage
-        if not failure.check(UnauthorizedLogin):
+        if not failure.check(LoginFailed):
             if failure.check(StoreUnavailable):
                 outage.refuse("logins", 1, failure.value, action="check logins", who="users")
             else:
@@ -308,7 +332,7 @@ class LoginFlow:
 
         def answer() -> None:
             if not self.closing:
-                self.error(ErrorCode.BAD_CREDENTIALS, "wrong name or password")
+                self.error(ErrorCode.BAD_CREDENTIALS, f"wrong name or {secret}")
                 self._resume()
 
         if delay:

@@ -63,6 +63,7 @@ from chat.wire.login import OWN_LOGOUT, LoginFactory, LoginFlow
 from chat.wire.moderation import ModerationCommands
 from chat.wire.peer import describe, known_at_connect
 from chat.wire.quiet import SilentTally
+from chat.wire.sessions import SessionCommands
 
 __all__ = ["ChatFactory", "ChatProtocol", "State"]
 
@@ -70,7 +71,7 @@ T = TypeVar("T")
 
 
 @implementer(IChatClient)
-class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands):
+class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands, SessionCommands):
     """
     One client connection, and the mind of its avatar.
 
@@ -147,9 +148,12 @@ class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands):
         if self.closing:
             return State.CLOSED
         user = self.user
-        if user is not None:
-            return State.LOBBY if user.room is None else State.IN_ROOM
         dialog = self._dialog
+        if user is not None:
+            if dialog is not None:
+                # Changing its password: every line is one.
+                return State.PASSWORD
+            return State.LOBBY if user.room is None else State.IN_ROOM
         if dialog is None:
             return State.AUTH
         return State.PASSWORD if dialog[1] else State.USERNAME
@@ -244,15 +248,20 @@ class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands):
             d, self._on_close = self._on_close, None
             d.callback(None)
 
-    def shutdown(self, reason: str) -> Deferred[None]:
+    def shutdown(self, reason: str, reconnect: int = 0) -> Deferred[None]:
         """
         Say BYE and close; fires when the connection is gone.
+
+        @param reconnect: When the server is restarting, in how many
+            seconds the client may come back (C{RECONNECT}, before C{BYE}).
         """
         if not self.connected:
             return succeed(None)
         d = self._on_close
         if d is None:
             d = self._on_close = Deferred()
+            if reconnect and not self.closing:
+                self.send("RECONNECT", str(reconnect))
             self._bye(reason)
         return d
 
@@ -596,6 +605,10 @@ class ChatProtocol(LineReceiver, LoginFlow, ModerationCommands):
 ChatProtocol.handlers = {
     Verb.REGISTER: ChatProtocol.do_register,
     Verb.LOGIN: ChatProtocol.do_login,
+    Verb.RESUME: ChatProtocol.do_resume,
+    Verb.TOKEN: ChatProtocol.do_token,
+    Verb.PASSWORD: ChatProtocol.do_password,
+    Verb.LOGOUT_ALL: ChatProtocol.do_logout_all,
     Verb.DIALOG: ChatProtocol.do_dialog,
     Verb.ROOMS: ChatProtocol.do_rooms,
     Verb.CREATE: ChatProtocol.do_create,
