@@ -77,7 +77,7 @@ class TokenTests(_Case):
         checked: list[Any] = []
         original = checker.requestAvatarId
         checker.requestAvatarId = lambda c: checked.append(c) or original(c)
-        client, lines = self.resume("alice", token)
+        _, lines = self.resume("alice", token)
         self.assertEqual(lines[0], "OK login alice")
         self.assertEqual(checked, [])
 
