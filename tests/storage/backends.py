@@ -190,6 +190,9 @@ class FileStores(Stores):
             moderation = getattr(backend, "moderation", None)
             if moderation is not None:
                 moderation.data = self.data / "users.txt"
+            tokens = getattr(backend, "tokens", None)
+            if tokens is not None:
+                tokens.dir = self.data / "users.txt" / "tokens"
         for checker in self.checkers:
             checker.path = self.data / "rooms"
 

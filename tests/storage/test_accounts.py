@@ -14,12 +14,13 @@ import pytest_twisted
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import capturedLogs
 from zope.interface.verify import verifyObject
 
 from chat.storage.accounts import AccountStore, IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
-from tests.helpers import HeldRunner
+from tests.helpers import HeldRunner, run_inline
 from tests.storage.backends import Stores, within
 
 
@@ -111,3 +112,99 @@ async def test_unavailable_frees_the_name(stores: Stores) -> None:
         with pytest.raises(StoreUnavailable):
             await within(accounts.add_user("bob", "password1"))
     assert not accounts.user_exists("bob")
+
+
+class LateRunner:
+    """
+    A thread pool stand-in that runs each job at once, as a thread would,
+    but tells its result only when the test releases it: what a job did is
+    on disk before the reactor hears of it.
+    """
+
+    def __init__(self) -> None:
+        self.done: list[tuple[Deferred[Any], Any]] = []
+
+    def __call__(self, f: Any, *args: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.done.append((d, maybeDeferred(f, *args)))
+        return d
+
+    def release(self) -> None:
+        done, self.done = self.done, []
+        for d, result in done:
+            result.chainDeferred(d)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_changed_password_replaces_the_old_one_everywhere(stores: Stores) -> None:
+    _, _, accounts = await stores.start(accounts=True)
+    await within(accounts.add_user("Alice", "password1"))
+    # Started before the change: on Redis, another process of the cluster.
+    _, _, other = await stores.start(accounts=True)
+    assert await within(accounts.change_password("ALICE", "new password 2")) is None
+    with pytest.raises(UnauthorizedLogin):
+        await login(accounts, "alice", "password1")
+    assert await login(accounts, "alice", "new password 2") == "Alice"
+    assert accounts.spelling("alice") == "Alice"
+    if stores.kind == "redis":
+        with pytest.raises(UnauthorizedLogin):
+            await login(other, "alice", "password1")
+        assert await login(other, "alice", "new password 2") == "Alice"
+    # A restart (or a process started after it) agrees.
+    _, _, again = await stores.start(accounts=True)
+    with pytest.raises(UnauthorizedLogin):
+        await login(again, "alice", "password1")
+    assert await login(again, "ALICE", "new password 2") == "Alice"
+    assert again.spelling("alice") == "Alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_change_leaves_other_accounts_alone(stores: Stores) -> None:
+    _, _, accounts = await stores.start(accounts=True)
+    await within(accounts.add_user("Alice", "password1"))
+    await within(accounts.add_user("Bob", "password2"))
+    await within(accounts.change_password("alice", "password3"))
+    await within(accounts.change_password("alice", "password4"))
+    _, _, again = await stores.start(accounts=True)
+    assert await login(again, "bob", "password2") == "Bob"
+    assert await login(again, "alice", "password4") == "Alice"
+    with pytest.raises(UnauthorizedLogin):
+        await login(again, "alice", "password3")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_racing_a_change_is_not_lost(stores: Stores) -> None:
+    _, _, accounts = await stores.start(accounts=True)
+    await within(accounts.add_user("Alice", "password1"))
+    late = LateRunner()
+    accounts.run = late
+    # Bob's line is written before this process remembers him, and the
+    # change is made meanwhile.
+    registered = accounts.add_user("Bob", "password2")
+    changed = accounts.change_password("alice", "password3")
+    late.release()
+    await within(registered)
+    await within(changed)
+    accounts.run = run_inline
+    for checker in (accounts, (await stores.start(accounts=True))[2]):
+        assert checker.user_exists("bob")
+        assert await login(checker, "bob", "password2") == "Bob"
+        assert await login(checker, "alice", "password3") == "Alice"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_change_keeps_the_old_password(stores: Stores) -> None:
+    _, _, accounts = await stores.start(accounts=True)
+    await within(accounts.add_user("Alice", "password1"))
+    stores.break_()
+    with capturedLogs():
+        with pytest.raises(StoreUnavailable):
+            await within(accounts.change_password("alice", "password2"))
+    if stores.kind == "files":
+        # Nothing written, nothing remembered.
+        assert await login(accounts, "alice", "password1") == "Alice"
+    stores.repair()
+    _, _, again = await stores.start(accounts=True)
+    assert await login(again, "alice", "password1") == "Alice"
+    with pytest.raises(UnauthorizedLogin):
+        await login(again, "alice", "password2")

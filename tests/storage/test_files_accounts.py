@@ -19,7 +19,7 @@ from chat.storage.accounts import IAccountStore
 from chat.storage.common import NameTaken, StoreUnavailable
 from chat.storage.files.accounts import BcryptFileChecker
 from chat.storage.passwords import check_password, hash_password
-from tests.helpers import HeldRunner
+from tests.helpers import HeldRunner, run_inline
 
 
 def login(checker: BcryptFileChecker, name: str, password: str) -> Any:
@@ -136,4 +136,52 @@ class CheckerTests(SynchronousTestCase):
         with capturedLogs() as events:
             self.successResultOf(self.checker.add_user("bob", "sekrit-password"))
             self.failureResultOf(login(self.checker, "bob", "other-sekrit"), UnauthorizedLogin)
+        self.assertNotIn("sekrit", repr(events))
+
+    def test_a_change_rewrites_only_its_line_and_keeps_the_file_private(self) -> None:
+        good = hash_password("password1", 4)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        damaged = f"no colon here\nbad name!:{good}\n"
+        self.path.write_text(f"Alice:{good}\n{damaged}bob:{good}\r\nALICE:{good}\ncarol:torn")
+        self.path.chmod(0o600)
+        with capturedLogs():
+            checker = BcryptFileChecker(self.path, rounds=4)
+        self.successResultOf(checker.change_password("alice", "password2"))
+        lines = self.path.read_bytes().decode().split("\n")
+        self.assertTrue(lines[0].startswith("Alice:bcrypt-sha256$2b$04$"))
+        self.assertNotEqual(lines[0], f"Alice:{good}")
+        # Every other line as it was, the damaged ones and the second Alice
+        # (never an account) too; the torn last line is ended.
+        self.assertEqual("\n".join(lines[1:]), f"{damaged}bob:{good}\r\nALICE:{good}\ncarol:torn\n")
+        self.assertEqual(self.path.stat().st_mode & 0o777, 0o600)
+        self.assertEqual(sorted(p.name for p in self.path.parent.iterdir()), ["users.txt"])
+        with capturedLogs():
+            again = BcryptFileChecker(self.path, rounds=4)
+        self.assertEqual(self.successResultOf(login(again, "ALICE", "password2")), "Alice")
+        self.failureResultOf(login(again, "alice", "password1"), UnauthorizedLogin)
+        self.assertEqual(self.successResultOf(login(again, "bob", "password1")), "bob")
+
+    def test_the_old_password_works_until_the_new_one_is_stored(self) -> None:
+        self.successResultOf(self.checker.add_user("alice", "password1"))
+        held = HeldRunner()
+        self.checker.run = held
+        changed = self.checker.change_password("alice", "password2")
+        self.checker.run = run_inline
+        self.assertEqual(self.successResultOf(login(self.checker, "alice", "password1")), "alice")
+        held.release()
+        self.successResultOf(changed)
+        self.failureResultOf(login(self.checker, "alice", "password1"), UnauthorizedLogin)
+        self.assertEqual(self.successResultOf(login(self.checker, "alice", "password2")), "alice")
+
+    def test_a_change_that_cannot_be_written_changes_nothing(self) -> None:
+        self.successResultOf(self.checker.add_user("alice", "password1"))
+        self.checker.path = self.path.parent  # a directory, not a file
+        self.failureResultOf(self.checker.change_password("alice", "password2"), StoreUnavailable)
+        self.assertEqual(len(self.flushLoggedErrors(IsADirectoryError)), 1)
+        self.assertEqual(self.successResultOf(login(self.checker, "alice", "password1")), "alice")
+
+    def test_no_new_password_in_the_logs(self) -> None:
+        self.successResultOf(self.checker.add_user("bob", "password1"))
+        with capturedLogs() as events:
+            self.successResultOf(self.checker.change_password("bob", "sekrit-password"))
         self.assertNotIn("sekrit", repr(events))

@@ -3,13 +3,15 @@ Accounts in a bcrypt user file: the default credentials checker.
 
 The file is C{DATA/users.txt}, one C{name:hash} per line (hashes as
 L{chat.storage.passwords} makes them).  Every account is read into memory
-at start-up; adding one appends a line and fsyncs it.
+at start-up; adding one appends a line and fsyncs it; changing a password
+rewrites the file whole (a temporary file renamed over it).
 """
 
 # test-case-name: tests.storage.test_accounts, tests.storage.test_files_accounts
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -21,6 +23,7 @@ from twisted.logger import Logger
 from chat.commands import valid_name
 from chat.storage.accounts import AccountStore
 from chat.storage.common import Runner, StoreUnavailable
+from chat.storage.files.logs import fsync_directory
 from chat.storage.passwords import SCHEME, hash_password, run_inline, valid_hash
 
 __all__ = ["BcryptFileChecker"]
@@ -154,3 +157,84 @@ class BcryptFileChecker(AccountStore):
 
         d: Deferred[str] = self.run(write)
         return d.addCallbacks(added, failed)
+
+    def _replace(self, key: str, password: str) -> Deferred[None]:
+        """
+        Rewrite the user file whole with the account's new hash, from the
+        file as it is, not from memory: a registration whose line is
+        written, but not yet remembered, must not be lost.  Under the write
+        lock, so that no line is appended meanwhile; the old hash stands
+        in memory (and logs in) until the new file is durable.
+        """
+
+        def write() -> tuple[str, str]:
+            stored = hash_password(password, self.rounds)
+            with self._write_lock:
+                try:
+                    data = self.path.read_bytes()
+                except FileNotFoundError:
+                    data = b""
+                replaced = _with_hash(data, key, stored)
+                if replaced is None:
+                    raise KeyError(f"no account {key} in {self.path}")
+                name, data = replaced
+                _rewrite(self.path, data)
+            return name, stored
+
+        def replaced(found: tuple[str, str]) -> None:
+            name, stored = found
+            self._remember(name, stored)
+            self.log.info("Changed the password of {name}", name=name)
+
+        def failed(f: Any) -> Any:
+            self.log.failure("Could not change the password of {name}", f, name=key)
+            raise StoreUnavailable(str(f.value))
+
+        d: Deferred[tuple[str, str]] = self.run(write)
+        return d.addCallbacks(replaced, failed)
+
+
+def _with_hash(data: bytes, key: str, stored: str) -> tuple[str, bytes] | None:
+    """
+    The user file C{data} with the hash of the account C{key} replaced
+    (its line as L{BcryptFileChecker._load} finds it: the first sound one
+    of that name), and the name as registered; L{None} if it has none.
+    Every other line is kept byte for byte, damaged ones too.
+    """
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines):
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        name, sep, old = line.partition(":")
+        if sep and name.lower() == key and valid_name(name) and valid_hash(old):
+            lines[number] = f"{name}:{stored}".encode()
+            text = b"\n".join(lines)
+            if not text.endswith(b"\n"):
+                # A torn last line (or none): end it, as an append would.
+                text += b"\n"
+            return name, text
+    return None
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """
+    Make C{path} hold C{data}, whole or not at all, durably, readable by
+    its owner only (it holds password hashes): a temporary file written,
+    fsynced, renamed over it, the directory fsynced.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if not written:
+                raise OSError(errno.ENOSPC, "short write")
+            view = view[written:]
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_directory(path.parent)

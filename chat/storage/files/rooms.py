@@ -24,7 +24,8 @@ server with more rooms than it may open files starts and serves.
 
 Private messages (L{LocalBackend.direct}) live beside the rooms, in
 L{chat.storage.files.direct}; moderation (L{LocalBackend.moderation}:
-rules, deletions, the audit log) in L{chat.storage.files.moderation}.
+rules, deletions, the audit log) in L{chat.storage.files.moderation};
+session tokens (L{LocalBackend.tokens}) in L{chat.storage.files.tokens}.
 
 Deleting a message overwrites its line in place with a tombstone (see
 L{chat.storage.files.logs.tombstone}), which every reader skips; dropping
@@ -64,8 +65,10 @@ from chat.storage.files.logs import (
     tombstone,
 )
 from chat.storage.files.moderation import ModerationFiles
+from chat.storage.files.tokens import TokenFiles
 from chat.storage.moderation import IModerationEvents
 from chat.storage.rooms import IChatBackend, IRoomEvents
+from chat.storage.tokens import ITokenStore
 
 __all__ = [
     "FileChatStore",
@@ -526,6 +529,7 @@ class LocalBackend:
         sync_interval: float = 5.0,
         direct: DirectFiles | None = None,
         moderation: ModerationFiles | None = None,
+        tokens: ITokenStore | None = None,
     ) -> None:
         """
         @param direct: The private messages; by default those of the data
@@ -533,20 +537,25 @@ class LocalBackend:
             thread runner and its budget of open files.
         @param moderation: The rules, deletions and audit log; by default
             those of that data directory, sharing its thread runner.
+        @param tokens: The session tokens; by default those of that data
+            directory, sharing its thread runner, expiring by C{clock}.
         """
         self.store = store
         self.clock = clock
-        if direct is None or moderation is None:
+        if direct is None or moderation is None or tokens is None:
             if not isinstance(store, FileChatStore):
                 raise TypeError(
-                    "LocalBackend needs the private messages and moderation of this store"
+                    "LocalBackend needs the private messages, moderation and tokens of this store"
                 )
             if direct is None:
                 direct = DirectFiles(store.data, store.run, files=store.files, rooms=store)
             if moderation is None:
                 moderation = ModerationFiles(store.data, store.run, store)
+            if tokens is None:
+                tokens = TokenFiles(store.data, store.run, clock)
         self.direct = direct
         self.moderation = moderation
+        self.tokens = tokens
         self.sync_interval = sync_interval
         self.events: IRoomEvents | None = None
         self._sync_call: IDelayedCall | None = None
@@ -554,16 +563,19 @@ class LocalBackend:
     def start(self, events: IRoomEvents) -> Deferred[None]:
         """
         Load the rooms, inside this call: a store that cannot load raises
-        here, which stops the server before it listens.  Then the private
-        messages' ignore lists and inboxes, and the moderation rules
-        (C{events} hears of all three).
+        here, which stops the server before it listens.  Then the session
+        tokens, the private messages' ignore lists and inboxes, and the
+        moderation rules (C{events} hears of the last three).
         """
         self.events = events
         for name, recent in self.store.load(events.history).items():
             events.room_loaded(name, recent, ())
+        # Inside this call too, as the rooms: unreadable tokens raise here.
+        tokens = self.tokens.start()
         # The server hears of all three; the room events' type says one.
         server: Any = events
         d = self.direct.start(server)
+        d.addCallback(lambda _: tokens)
         if IModerationEvents.providedBy(server):
             d.addCallback(lambda _: self.moderation.start(server))
         else:
@@ -608,5 +620,6 @@ class LocalBackend:
             self._sync_call = None
         self.direct.close()
         self.moderation.close()
+        self.tokens.close()
         self.store.close()
         return succeed(None)

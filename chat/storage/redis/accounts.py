@@ -1,17 +1,20 @@
 """
 Accounts in the Redis hash C{users} (lower-case name -> C{Name:hash}),
-added with an event (C{U}) so that every process learns the name.
+added with an event (C{U}) so that every process learns the name; a
+password change replaces the field, with no event (logins read it).
 """
 
 # test-case-name: tests.storage.test_accounts
 
 from __future__ import annotations
 
+from functools import partial
+
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from chat.storage.accounts import AccountStore
-from chat.storage.common import Runner
+from chat.storage.common import Runner, StoreUnavailable
 from chat.storage.passwords import hash_password
 from chat.storage.redis.connection import Event, RedisConnection, added_or_taken
 from chat.storage.redis.rooms import RedisBackend
@@ -87,3 +90,27 @@ class RedisAccounts(AccountStore):
             self.known[key] = name
 
         return d.addCallback(store).addCallback(known)
+
+    def _replace(self, key: str, password: str) -> Deferred[None]:
+        """
+        Replace the account's field of C{users}: every process reads it at
+        each login, so the next login anywhere checks the new hash, with
+        no event.  The name as registered is read back first, to be kept;
+        accounts are never removed, so nothing can come between the read
+        and the write that would make the write wrong.
+        """
+        assert self.run is not None
+        connection = self.connection
+        hashed: Deferred[str] = self.run(hash_password, password, self.rounds)
+
+        def write(stored: str, entry: tuple[str, str] | None) -> Deferred[None]:
+            if entry is None:
+                raise StoreUnavailable(f"no account {key}")
+            name, _ = entry
+            d = connection.execute("HSET", connection.key("users"), key, f"{name}:{stored}")
+            return d.addCallback(
+                lambda _: self.log.info("Changed the password of {name}", name=name)
+            )
+
+        hashed.addCallback(lambda stored: self._stored(key).addCallback(partial(write, stored)))
+        return hashed.addCallback(lambda _: None)

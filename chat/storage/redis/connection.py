@@ -51,6 +51,9 @@ Keys, under the prefix (C{chatroom:}), by owner:
     locks            hash: user -> the lock's reason           (moderation)
     moderated        set of the rooms with rules               (moderation)
     audit            stream, never trimmed: t a v r g m        (moderation)
+    tokens:<user>    hash: sha256-hex of a session token ->    (tokens)
+                     its expiry (POSIX seconds); expires with
+                     its latest token
 
 Names in keys are lower-case.  The entries of history and dm streams have
 IDs made from their stamps' milliseconds (C{stamps.lua}), so that reading

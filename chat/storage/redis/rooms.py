@@ -8,7 +8,8 @@ history a stream, C{history:<room>}, appended to with the announcement
 which also makes each stamp later than the room's last, so that a room's
 name and a stamp name one message whichever process stamped it.
 Presence is L{chat.storage.redis.presence}'s, private messages and paging
-back L{chat.storage.redis.direct}'s.
+back L{chat.storage.redis.direct}'s, session tokens
+L{chat.storage.redis.tokens}'s.
 """
 
 # test-case-name: tests.storage.test_rooms, tests.storage.test_redis_rooms
@@ -29,6 +30,7 @@ from chat.storage.redis.connection import Event, RedisConnection, added_or_taken
 from chat.storage.redis.direct import RedisDirect
 from chat.storage.redis.moderation import RedisModeration
 from chat.storage.redis.presence import RedisPresence
+from chat.storage.redis.tokens import RedisTokens
 from chat.storage.rooms import IChatBackend, IRoomEvents
 
 __all__ = ["RedisBackend"]
@@ -53,6 +55,7 @@ class RedisBackend:
     @ivar presence: Who is where, across processes.
     @ivar direct: Private messages, and paging back through history.
     @ivar moderation: Rules, erasures and the audit log.
+    @ivar tokens: Session tokens, revoked on every process at once.
     """
 
     log = Logger()
@@ -94,6 +97,7 @@ class RedisBackend:
         # After the rooms' part: a process reloading learns the rooms, then
         # their rules.
         self.moderation = RedisModeration(connection)
+        self.tokens = RedisTokens(connection)
 
     @property
     def events(self) -> IRoomEvents | None:
@@ -138,6 +142,8 @@ class RedisBackend:
             self.log.warn("The server does not hear moderation: its rules are not loaded")
         ready = self.connection.start()
         self.presence.start()
+        # Nothing to read (tokens are looked up when used): ready is ready.
+        self.tokens.start()
         return ready
 
     def create_room(self, name: str) -> Deferred[None]:
@@ -157,6 +163,7 @@ class RedisBackend:
         self.presence.left(room, user, timestamp)
 
     def stop(self) -> Deferred[None]:
+        self.tokens.close()
         d = self.presence.leave()
         return d.addCallback(lambda _: self.connection.stop())
 
