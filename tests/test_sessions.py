@@ -26,7 +26,7 @@ class _Case(SynchronousTestCase):
         self.chat = self.make_chat()
 
     def make_chat(self, **kwargs: Any) -> Chat:
-        kwargs.setdefault("limits", Limits(flood_rate=0))
+        kwargs.setdefault("limits", Limits(flood_rate=0, login_timeout=0))
         kwargs.setdefault("admins", ("root",))
         chat = Chat(self.data, **kwargs)
         chat.clock.advance(1_790_000_000)
