@@ -141,11 +141,11 @@ class ReadyTests(SynchronousTestCase):
         RedisProtocol(backend.reader).makeConnection(reader)
         protocol = backend.reader._protocol
         assert protocol is not None
-        # (the thirteen scripts loaded, then the snapshot: no events, the
+        # (the fourteen scripts loaded, then the snapshot: no events, the
         # rooms' part: one room, no history, nobody present; and the rules'
         # part: none)
-        self.assertEqual(len(backend.reader.scripts), 13)
-        protocol.dataReceived(b"+sha\r\n" * 13)
+        self.assertEqual(len(backend.reader.scripts), 14)
+        protocol.dataReceived(b"+sha\r\n" * 14)
         protocol.dataReceived(
             b"*4\r\n$3\r\n0-0\r\n:0\r\n*3\r\n*1\r\n$7\r\ngeneral\r\n*1\r\n*0\r\n*0\r\n"
             b"*4\r\n*0\r\n*0\r\n*0\r\n*0\r\n"

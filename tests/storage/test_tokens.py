@@ -251,3 +251,29 @@ async def test_files_write_one_account_at_a_time(tmp_path: Any) -> None:
         assert tokens._writes == {}
     finally:
         await stores.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_files_skip_damaged_lines_and_leftovers(tmp_path: Any) -> None:
+    from tests.storage.backends import FileStores
+
+    stores = FileStores(tmp_path / "data")
+    try:
+        token, other = new_token(), new_token()
+        directory = stores.data / "tokens"
+        directory.mkdir(parents=True)
+        (directory / "alice").write_text(
+            f"nonsense\n{token_hash(other)} soon\n{token_hash(token)} {NOW + 60}\n"
+            f"{token_hash(other)[:10]}"
+        )
+        # What a write cut short by a crash leaves, and what is no account.
+        (directory / "alice.tmp").write_text(f"{token_hash(other)} {NOW + 60}\n")
+        (directory / "Bob").write_text(f"{token_hash(other)} {NOW + 60}\n")
+        with capturedLogs() as events:
+            tokens = await start(stores)
+        assert len([e for e in events if e["log_level"].name == "warn"]) == 3
+        assert await valid(tokens, "alice", token)
+        assert not await valid(tokens, "alice", other)
+        assert not await valid(tokens, "bob", other)
+    finally:
+        await stores.stop()
