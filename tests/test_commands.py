@@ -120,6 +120,7 @@ class TableTests(SynchronousTestCase):
                 "Commands (the verb is case-insensitive):",
                 "/register <name> <password>  create an account and log in",
                 "/login <name> <password>     log in; or type login or register to be asked",
+                "/resume <name> <token>       log in again with a session token from /token",
                 "/rooms                       list the rooms and how many are in each",
                 "/create <room>               create a room and join it"
                 " (in the lobby: create <room>)",
@@ -152,6 +153,9 @@ class TableTests(SynchronousTestCase):
                 "/drop <room> [<reason>]      delete a room, its history and its bans (admins)",
                 "/audit [<count>]             the last moderation and admin actions"
                 " (admins; 50 by default)",
+                "/token                       a session token, for /resume after a reconnect",
+                "/password                    change your password (you are asked for both)",
+                "/logout-all                  revoke every session token of your account",
                 "/help                        this list",
                 "/quit                        disconnect (or type exit)",
                 "In a room, any other line is a message; start it with // to send a leading /.",
@@ -165,6 +169,7 @@ class TableTests(SynchronousTestCase):
             [
                 ("register", "/register <name> <password>"),
                 ("login", "/login <name> <password>"),
+                ("resume", "/resume <name> <token>"),
                 ("rooms", "/rooms"),
                 ("create", "/create <room>"),
                 ("join", "/join <room>"),
@@ -192,6 +197,9 @@ class TableTests(SynchronousTestCase):
                 ("wall", "/wall <text>"),
                 ("drop", "/drop <room> [<reason>]"),
                 ("audit", "/audit [<count>]"),
+                ("token", "/token"),
+                ("password", "/password"),
+                ("logout-all", "/logout-all"),
                 ("help", "/help"),
                 ("quit", "/quit"),
             ],

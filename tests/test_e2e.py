@@ -5,6 +5,7 @@ test reactor, with raw line clients.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest_twisted
@@ -126,6 +127,7 @@ async def test_everything_survives_a_restart(tmp_path: Path) -> None:
     alice.send("/create Attic", "up here")
     await alice.until("MSG Attic")
     await first.service.stopService()
+    assert re.fullmatch(r"RECONNECT [1-5]", await alice.line())
     await alice.expect("BYE :server shutting down")
     await alice.closed()
 

@@ -79,7 +79,8 @@ SHAPES: dict[str, tuple[list[tuple[str, ...]], bool | None]] = {
     # (register, login, create, join, leave).
     "OK": (
         [(spec.name, "name") for spec in COMMANDS if spec.ok]
-        + [("lock", "name"), ("unlock", "name")],
+        + [("lock", "name"), ("unlock", "name")]
+        + [("token", "token"), ("password",), ("logout-all",)],
         None,
     ),
     "ERR": ([("code",)], True),
@@ -162,6 +163,7 @@ def parse_strict(line: str) -> ServerLine:
             or (want == "ts" and _is_timestamp(got))
             or (want == "code" and got in CODES)
             or (want == "count" and got.isdigit() and got == str(int(got)))
+            or (want == "token" and re.fullmatch(r"[A-Za-z0-9_-]{22,}", got) is not None)
             or want == got
             for want, got in zip(shape, args, strict=True)
         ):

@@ -30,8 +30,10 @@ def test_sigterm_says_bye_and_exits_zero(chat_server: ServerProcess) -> None:
     client.until("MSG general")
     idle = SocketClient(chat_server)
     assert chat_server.stop() == 0
-    assert client.line() == "BYE :server shutting down"
-    assert idle.line() == "BYE :server shutting down"
+    # A restart: each is told when to come back, then BYE.
+    for connection in (client, idle):
+        assert connection.line().startswith("RECONNECT ")
+        assert connection.line() == "BYE :server shutting down"
     with pytest.raises(EOFError):
         client.line()
 
@@ -265,6 +267,7 @@ def test_sigint_says_bye_and_exits_zero(tmp_path: Path) -> None:
         assert server.process is not None
         server.process.send_signal(signal.SIGINT)
         assert server.process.wait(20) == 0
+        assert client.line().startswith("RECONNECT ")
         assert client.line() == "BYE :server shutting down"
         stored = (server.data / "rooms" / "general.log").read_text()
         assert stored.endswith(" alice before Ctrl-C\n")

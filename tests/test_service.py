@@ -65,7 +65,7 @@ class Mind:
     def error(self, code: ErrorCode, text: str) -> None:
         self.errors.append((code, text))
 
-    def shutdown(self, reason: str) -> Deferred[None]:
+    def shutdown(self, reason: str, reconnect: int = 0) -> Deferred[None]:
         self.closing = True
         return succeed(None)
 
