@@ -193,6 +193,20 @@ class Renderer:
             # Too few arguments: not the contract, but still worth showing.
             return [*heading, self.unknown(_unparse(line))]
 
+    def reset(self) -> None:
+        """
+        The connection dropped: forget the blocks it left half collected
+        and the openings it left awaited, which a new connection would
+        otherwise finish with lines of its own.
+        """
+        self._rooms, self._members, self._history = [], [], []
+        self._conversations, self._ignored, self._keepers = [], [], []
+        self._bans, self._audit = [], []
+        self._joined = None
+        self._openings.clear()
+        self._logging_in = False
+        self._may_be_missed = self._missed_shown = False
+
     def expect_opening(self, target: str) -> None:
         """
         The next C{END history <target>} ends the history shown on opening
