@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -288,6 +295,10 @@ class ChatClient:
         user waiting forever.
         """
         self._server = server
+        if self.phase is Phase.DONE:
+            # An attempt to reconnect that outlived the session.
+            self._abort("the session is over")
+            return
         self._greeted = False
         self._suggested = None
         if self.phase is Phase.RECONNECTING:
@@ -583,8 +594,20 @@ class ChatClient:
 
     @staticmethod
     def _why(reason: Failure) -> str:
-        if reason.check(ConnectionDone):
-            return "closed"
+        """
+        What went wrong, in a few words: it goes on the prompt line.
+        """
+        short = {
+            ConnectionDone: "closed",
+            ConnectionLost: "connection lost",
+            ConnectionRefusedError: "refused",
+            TCPTimedOutError: "timed out",
+            TimeoutError: "timed out",
+            DNSLookupError: "host not found",
+        }
+        for error, words in short.items():
+            if reason.check(error):
+                return words
         return " ".join(reason.getErrorMessage().split()) or "lost"
 
     def _drop_state(self) -> None:
@@ -975,6 +998,9 @@ class ChatClient:
     def _input_done(self) -> None:
         if self.phase in (Phase.RECONNECTING, Phase.RESUMING):
             self._finish(0)
+        elif self.phase in _CHANGING:
+            # The server takes /quit as leaving, in the dialog too.
+            self._quit()
         elif self.phase is Phase.CHAT or (self.phase in _ASKING and self.interactive):
             self._quit()
         elif self.phase in _ASKING:

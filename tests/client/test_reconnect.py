@@ -120,16 +120,16 @@ def test_a_restart_reconnects_after_the_suggested_delay_resumes_and_rejoins() ->
 def test_a_network_drop_backs_off_on_one_status_line() -> None:
     h = chatting()
     h.lose(ConnectionLost())
-    [status] = h.shown()
-    assert status.startswith("* lost the connection to chat.test:5000: Connection to the other")
-    assert status.endswith("; reconnecting (exit quits)")
+    assert h.shown() == [
+        "* lost the connection to chat.test:5000: connection lost; reconnecting (exit quits)"
+    ]
     waits = []
     for _ in range(7):
         waits.append(h.screen.prompt)
         h.clock.advance(RECONNECT_CAP)
         h.refuse(ConnectionRefusedError())
     assert waits[0] == "[reconnecting in 1 s] general> "
-    assert waits[1].startswith("[Connection was refused by other side")
+    assert waits[1] == "[refused; reconnecting in 2 s] general> "
     assert [wait.split("reconnecting in ")[1].split(" ")[0] for wait in waits] == [
         "1",
         "2",
@@ -185,6 +185,17 @@ def test_exit_while_disconnected_stops_trying() -> None:
     h.lose(ConnectionLost())
     h.type("exit\r")
     assert h.outcomes == [Outcome(0)]
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_a_connection_made_after_exit_is_dropped() -> None:
+    h = chatting()
+    h.lose(ConnectionLost())
+    h.clock.advance(1)
+    h.type("exit\r")
+    assert h.outcomes == [Outcome(0)]
+    h.accept()
+    assert h.wire.disconnecting
     assert h.clock.getDelayedCalls() == []
 
 
@@ -302,3 +313,14 @@ def test_logout_all_is_readable_and_asks_for_a_new_token() -> None:
     h.hear("OK logout-all")
     assert "* every session token of yours is revoked" in h.shown()
     assert h.sent() == ["/token"]
+
+
+def test_a_script_ending_in_the_password_dialog_quits() -> None:
+    h = Harness()
+    h.logged_in()
+    h.type("/password\n")
+    h.hear("PROMPT password :current password:")
+    h.console.readConnectionLost()
+    assert h.sent() == ["/password", "/quit"]
+    h.goodbye()
+    assert h.outcomes == [Outcome(0)]
