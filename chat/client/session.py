@@ -110,7 +110,7 @@ class Phase(enum.Enum):
     ASK_CONFIRM = "ask-confirm"  # the password again, when registering
     AUTHENTICATING = "authenticating"  # /login or /register sent
     CHAT = "chat"  # logged in: lines go to the server
-    PASSWORD_WAIT = "password-wait"  # /password: waiting for the server's next step
+    PASSWORD_WAIT = "password-wait"  # /password sent: the server's dialog under way
     ASK_CURRENT = "ask-current"  # /password: the current password
     ASK_NEW = "ask-new"  # /password: the new password
     ASK_NEW_CONFIRM = "ask-new-confirm"  # /password: the new one again
@@ -130,7 +130,6 @@ _CHANGING = {Phase.ASK_CURRENT, Phase.ASK_NEW, Phase.ASK_NEW_CONFIRM}
 _HIDDEN = {
     Phase.ASK_PASSWORD,
     Phase.ASK_CONFIRM,
-    Phase.PASSWORD_WAIT,
     Phase.ASK_CURRENT,
     Phase.ASK_NEW,
     Phase.ASK_NEW_CONFIRM,
@@ -277,12 +276,18 @@ class ChatClient:
         # said HELLO, and whether the resumed login's room list is to hide.
         self._attempt = 0
         self._retry: IDelayedCall | None = None
-        self._status = ""
+        self._why_lost = ""
+        #: What the status line says while reconnecting (without its
+        #: style); empty otherwise.
+        self.status = ""
         self._rejoin: str | None = None
         self._greeted = False
         self._aborted: str | None = None
         self._quiet_rooms = False
-        # /password: the new password typed once, until typed again.
+        # Whether the user was told, in this outage, that Enter waits.
+        self._held_told = False
+        # /password: the passwords typed, until the server asks for them.
+        self._current_password = ""
         self._new_password = ""
 
     # --- the server side -------------------------------------------------
@@ -422,36 +427,47 @@ class ChatClient:
             # Said on the one status line when the connection closes.
             self._bye = line.text or ""
             return True
-        if tag == "PROMPT" and args[:1] == ("password",) and self.phase is Phase.PASSWORD_WAIT:
-            asked = (line.text or "").lower()
-            self._set_phase(Phase.ASK_NEW if asked.startswith("new") else Phase.ASK_CURRENT)
-            return True
-        if tag == "OK" and args[:1] == ("password",) and self.phase is Phase.PASSWORD_WAIT:
-            self._set_phase(Phase.CHAT)
-            self.screen.show(self.renderer.system("password changed"))
-            # The change revoked every token, ours too.
-            self._ask_token()
+        if self.phase is Phase.PASSWORD_WAIT and self._changing(line):
             return True
         if tag == "OK" and args[:1] == ("logout-all",):
-            self.screen.show(self.renderer.system("every session token of yours is revoked"))
+            keeps = self.interactive and self._connect is not None
+            said = "; this client keeps a new one" if keeps else ""
+            self.screen.show(self.renderer.system(f"all session tokens revoked{said}"))
             self._ask_token()
-            return True
-        if tag == "ERR" and (self.phase is Phase.PASSWORD_WAIT or self.phase in _CHANGING):
-            for text in self.renderer.render(line):
-                self.screen.show(text)
-            self._end_password_dialog()
             return True
         return False
 
+    def _changing(self, line: ServerLine) -> bool:
+        """
+        The server's password dialog, answered with the passwords the user
+        gave before C{/password} was sent: each only when the server asks
+        for it, so that after a refusal no password can go out as a chat
+        line.
+
+        @return: Whether C{line} was the dialog's.
+        """
+        tag, args = line.tag, line.args
+        if tag == "PROMPT" and args[:1] == ("password",):
+            if (line.text or "").lower().startswith("new"):
+                answer, self._new_password = self._new_password, ""
+            else:
+                answer, self._current_password = self._current_password, ""
+            self._send(answer)
+        elif tag == "OK" and args[:1] == ("password",):
+            self._end_password_dialog()
+            self.screen.show(self.renderer.system("password changed"))
+            # The change revoked every token, ours too.
+            self._ask_token()
+        elif tag == "ERR":
+            for text in self.renderer.render(line):
+                self.screen.show(text)
+            self._end_password_dialog()
+        else:
+            return False
+        return True
+
     def _end_password_dialog(self) -> None:
-        """
-        The dialog is over without a change: what was typed meanwhile,
-        typed blind, may be a password, so it is not sent.
-        """
-        self._new_password = ""
-        if self._pending:
-            self._pending.clear()
-            self._complain("the lines typed during the password change were not sent")
+        self._current_password = self._new_password = ""
         self._set_phase(Phase.CHAT)
 
     def _ask_token(self) -> None:
@@ -493,7 +509,9 @@ class ChatClient:
             self.renderer.room = None
             self._attempt = 0
             self._quiet_rooms = True
+            self._back_online()
             self._set_phase(Phase.CHAT)
+            self._tell(f"reconnected as {clean(self.renderer.me)}")
             self._ask_token()
             self._back()
         elif line.tag == "ERR":
@@ -512,30 +530,33 @@ class ChatClient:
         """
         room, self._rejoin = self._rejoin, None
         if room is None:
-            self._tell("reconnected; you are in the lobby")
             return
         self._awaited.add(room.lower())
+        self.renderer.expect_rejoin(room)
         self._send(f"/join {room}")
 
     def _on_resume_refused(self, line: ServerLine) -> None:
         """
-        The token was refused: revoked (a password change, C{/logout-all},
-        a lock) or expired.  Ask for the password, as at the start; a
-        locked account ends the session as a locked login does.
+        C{/resume} refused.  A token refused (revoked by a password change,
+        C{/logout-all} or a lock; or expired): ask for the password, as at
+        the start.  A locked account ends the session as a locked login
+        does.  Anything else (a server still starting, C{unavailable}) is
+        one more failed attempt.
         """
-        self._token = None
         code = line.args[0] if line.args else "error"
-        for text in self.renderer.render(line):
-            self.screen.show(text)
-        if code in _FINAL_REFUSALS:
-            said = f"{clean(line.text)} " if line.text else ""
+        said = f"{clean(line.text)} " if line.text else ""
+        if code == "bad-credentials":
+            self._back_online()
+            self._token = None
+            self._complain(f"could not resume the session: {said}({code})")
+            self._mode = "login"
+            self._set_phase(Phase.ASK_PASSWORD)
+        elif code in _FINAL_REFUSALS:
+            for text in self.renderer.render(line):
+                self.screen.show(text)
             self._finish(1, f"login refused: {said}({clean(code)})")
-            return
-        self._complain(
-            "could not resume the session (the token was revoked or has expired); log in again"
-        )
-        self._mode = "login"
-        self._set_phase(Phase.ASK_PASSWORD)
+        else:
+            self._abort(clean(code))
 
     def server_lost(self, reason: Failure) -> None:
         """
@@ -567,40 +588,35 @@ class ChatClient:
         Start reconnecting, or go on, if the lost connection calls for it:
         on a terminal, with a token, when the user did not quit and the
         server did not end the session on purpose (a C{BYE} without
-        C{RECONNECT}: an idle timeout, say).
+        C{RECONNECT}: an idle timeout, a lock).
 
         @return: Whether the client is reconnecting.
         """
         if self.phase in (Phase.RESUMING, Phase.RECONNECTING):
             why, self._aborted = self._aborted or self._why(reason), None
             self._attempt += 1
-            self._schedule(f"{why}; ")
+            self._schedule(f"connection lost ({why})")
             return True
         restart = self._suggested is not None
         if not self._can_reconnect() or (self._bye is not None and not restart):
             return False
-        if self.phase not in _LOGGED_IN and self.phase is not Phase.QUITTING:
+        if self.phase not in _LOGGED_IN:
             return False
-        if restart:
-            said = f" ({clean(self._bye)})" if self._bye else ""
-            why = f"the server is restarting{said}"
-        else:
-            why = f"lost the connection to {self.address}: {self._why(reason)}"
+        why = clean(self._bye) if restart and self._bye else "connection lost"
         self._drop_state()
-        self.screen.show(self.renderer.system(f"{why}; reconnecting (exit quits)"))
         self._attempt = 0
-        self._schedule("")
+        self._schedule(why)
         return True
 
     @staticmethod
     def _why(reason: Failure) -> str:
         """
-        What went wrong, in a few words: it goes on the prompt line.
+        What went wrong, in a few words: it goes on the status line.
         """
         short = {
             ConnectionDone: "closed",
-            ConnectionLost: "connection lost",
-            ConnectionRefusedError: "refused",
+            ConnectionLost: "lost",
+            ConnectionRefusedError: "connection refused",
             TCPTimedOutError: "timed out",
             TimeoutError: "timed out",
             DNSLookupError: "host not found",
@@ -617,10 +633,11 @@ class ChatClient:
         follow), awaited histories, a password dialog.
         """
         self._rejoin = self.renderer.room
+        self._held_told = False
         self._bye = None
         self._help_wanted = 0
         self._opening = None
-        self._new_password = ""
+        self._current_password = self._new_password = ""
         self._awaited.clear()
         self._stop_history_timer()
         if self._wakeup is not None and self._wakeup.active():
@@ -631,29 +648,35 @@ class ChatClient:
             self._complain("the lines typed but not sent yet were dropped")
         self.renderer.reset()
 
-    def _schedule(self, failed: str) -> None:
+    def _schedule(self, why: str) -> None:
         """
-        Wait before the next attempt: the prompt line says how long (and
-        what went wrong with the last attempt), rather than a line each.
+        Wait before the next attempt, and say so on the status line, which
+        each attempt rewrites rather than add a line of its own.
         """
         delay = reconnect_delay(self._attempt, self._suggested, self._jitter())
         self._suggested = None
-        self._status = f"{failed}reconnecting in {delay:.0f} s"
+        self._why_lost = why
         self._set_phase(Phase.RECONNECTING)
+        self._show_status(f"reconnecting in {delay:.0f} s")
         self._retry = self.clock.callLater(delay, self._try_again)
+
+    def _show_status(self, doing: str) -> None:
+        tries = f" (try {self._attempt + 1})" if self._attempt else ""
+        status = f"{self._why_lost}; {doing}{tries}"
+        self.status = status
+        self.screen.set_status(self.renderer.system(status))
 
     def _try_again(self) -> None:
         self._retry = None
         if self.phase is not Phase.RECONNECTING or self._connect is None:
             return
-        self._status = "connecting"
-        self._update_prompt()
+        self._show_status("connecting")
         self._connect().addErrback(self._unreachable)
 
     def _unreachable(self, reason: Failure) -> None:
         if self.phase is Phase.RECONNECTING:
             self._attempt += 1
-            self._schedule(f"{self._why(reason)}; ")
+            self._schedule(f"connection lost ({self._why(reason)})")
 
     def _abort(self, why: str) -> None:
         """
@@ -665,6 +688,13 @@ class ChatClient:
         if server is not None and server.transport is not None:
             abort = getattr(server.transport, "abortConnection", server.transport.loseConnection)
             abort()
+
+    def _back_online(self) -> None:
+        """
+        The status line goes: the client is back, or asks for a password.
+        """
+        self.status = ""
+        self.screen.set_status("")
 
     def _note(self, line: ServerLine) -> None:
         """
@@ -851,6 +881,24 @@ class ChatClient:
         self._pending.append(line)
         self._pump()
 
+    def holds(self, line: str) -> bool:
+        """
+        Whether Enter leaves C{line} on the input line rather than hand it
+        over: while disconnected, where it could not be sent.  It is not
+        kept for later either: by then it might land in a conversation
+        that has moved on; the user sends it, or not, once back.  C{exit}
+        and C{/quit} go through, and quit.
+        """
+        if self.phase not in (Phase.RECONNECTING, Phase.RESUMING):
+            return False
+        stripped = _typed(line).strip()
+        if not stripped or stripped == "exit" or stripped.lower() == "/quit":
+            return False
+        if not self._held_told:
+            self._held_told = True
+            self._complain("not connected: Enter sends the line once the client is back")
+        return True
+
     def completions(self, before: str) -> list[str]:
         """
         What Tab may complete, C{before} being the input line up to the
@@ -904,8 +952,7 @@ class ChatClient:
         if self.phase is Phase.ASK_NEW_CONFIRM:
             return "new password again: "
         if self.phase in (Phase.RECONNECTING, Phase.RESUMING):
-            status = self._status if self.phase is Phase.RECONNECTING else "resuming"
-            return f"[{status}] {self.renderer.room or 'lobby'}> "
+            return f"{self.renderer.room or 'lobby'}> "
         if self.phase is Phase.CHAT and self.talking_to is not None:
             return f"to {self.talking_to}> "
         if self.phase is Phase.CHAT:
@@ -999,7 +1046,8 @@ class ChatClient:
         if self.phase in (Phase.RECONNECTING, Phase.RESUMING):
             self._finish(0)
         elif self.phase in _CHANGING:
-            # The server takes /quit as leaving, in the dialog too.
+            # Nothing was sent yet: no change, and the end of the session.
+            self._end_password_dialog()
             self._quit()
         elif self.phase is Phase.CHAT or (self.phase in _ASKING and self.interactive):
             self._quit()
@@ -1062,39 +1110,49 @@ class ChatClient:
 
     def _answer_change(self, line: str) -> None:
         """
-        Take C{line} as the answer to a question of the password change.
-        The new password is asked twice, as at registration, since it is
-        typed blind; a line is sent only once the server has asked for it,
-        so that after a refusal no password can go out as a chat line.
+        Take C{line} as the answer to a question of the password change:
+        the current password, then the new one (twice on a terminal, since
+        it is typed blind, as at registration).  Nothing is sent before
+        all are in; an empty current password cancels.
         """
         phase = self.phase
         self._echo("")
         if phase is Phase.ASK_CURRENT:
-            if line.strip() in ("exit", "/quit"):
-                self._quit()
-                return
-            self._send(line)
-            self._set_phase(Phase.PASSWORD_WAIT)
-        elif phase is Phase.ASK_NEW:
             if not line:
+                self._end_password_dialog()
+                self._tell("password change cancelled")
+                return
+            self._current_password = line
+            self._set_phase(Phase.ASK_NEW)
+        elif phase is Phase.ASK_NEW:
+            if not line and self.interactive:
                 self._complain("the password is empty")
                 self.screen.redraw()
                 return
+            if not line:
+                self._end_password_dialog()
+                self._complain("the new password is empty; nothing changed")
+                return
+            self._new_password = line
             if self.interactive:
-                self._new_password = line
                 self._set_phase(Phase.ASK_NEW_CONFIRM)
             else:
-                self._send(line)
-                self._set_phase(Phase.PASSWORD_WAIT)
+                self._start_change()
         elif phase is Phase.ASK_NEW_CONFIRM:
             if line != self._new_password:
-                self._new_password = ""
-                self._complain("the two passwords differ; try again")
-                self._set_phase(Phase.ASK_NEW)
+                self._end_password_dialog()
+                self._complain("the new passwords differ; nothing changed")
                 return
-            self._new_password = ""
-            self._send(line)
-            self._set_phase(Phase.PASSWORD_WAIT)
+            self._start_change()
+
+    def _start_change(self) -> None:
+        """
+        All the answers are in: start the server's dialog (L{_changing}),
+        and hold what is typed meanwhile, which the server would take for
+        a password.
+        """
+        self._send("/password")
+        self._set_phase(Phase.PASSWORD_WAIT)
 
     def _answer_mode(self, line: str) -> None:
         word = line.strip()
@@ -1224,8 +1282,7 @@ class ChatClient:
                 "it resumes the session when the connection drops"
             )
         elif verb == "/password" and len(words) == 1:
-            self._send("/password")
-            self._set_phase(Phase.PASSWORD_WAIT)
+            self._set_phase(Phase.ASK_CURRENT)
         elif verb == "/delete" and self._shown_time(words):
             self._delete_shown(verb, " ".join(words[1:]))
         else:

@@ -76,82 +76,104 @@ def test_a_script_asks_for_no_token_and_does_not_reconnect() -> None:
 
 def test_a_restart_reconnects_after_the_suggested_delay_resumes_and_rejoins() -> None:
     h = chatting(jitter=0.5)
-    h.hear("RECONNECT 3", "BYE :server shutting down")
+    h.hear(
+        f"MSG general {STAMP[:-5]}1.000Z bob :before the restart",
+        "RECONNECT 3",
+        "BYE :server shutting down",
+    )
+    h.output()
     h.lose(ConnectionDone())
-    assert h.shown() == [
-        "* the server is restarting (server shutting down); reconnecting (exit quits)"
-    ]
-    assert h.screen.prompt == "[reconnecting in 4 s] general> "
     # 3 s, plus the jitter: half of half the delay (0.75 s).
+    assert h.client.status == "server shutting down; reconnecting in 4 s"
+    # On a line of its own above the input line, printed nowhere else.
+    out = h.output()
+    assert out.endswith("* server shutting down; reconnecting in 4 s\r\ngeneral> ")
+    assert "bye" not in out
     h.clock.advance(3.7)
     assert h.attempts == []
     h.clock.advance(0.1)
     assert len(h.attempts) == 1
-    assert h.screen.prompt == "[connecting] general> "
+    assert h.client.status == "server shutting down; connecting"
     h.accept()
     h.hear("HELLO chatroom 1 :Welcome")
     assert h.sent() == [f"/resume alice {TOKEN}"]
+    h.output()
     h.hear("OK login alice", "ROOM general 2", "ROOM lounge 1", "END rooms")
     assert h.sent() == ["/token", "/join general"]
+    assert h.client.status == ""
     h.hear(
         "OK token fresh-token",
         "OK join general",
-        f"HISTORY general {STAMP} bob :while you were away",
+        f"HISTORY general {STAMP[:-5]}1.000Z bob :before the restart",
+        f"HISTORY general {STAMP[:-5]}9.000Z bob :while you were away",
         "END history general",
     )
     shown = h.shown()
-    assert shown[0] == "* joined general"
-    assert shown[1] == "--- history of general: last 1 message ---"
-    assert shown[2].endswith("bob: while you were away")
-    assert shown[3] == "--- end of history ---"
-    assert len(shown) == 4  # no greeting, login or room list again
+    # The status line erased, then no greeting, login or room list again:
+    # only what was missed.
+    assert shown[0:2] == ["* reconnected as alice", "* joined general"]
+    assert shown[2] == "--- missed in general: 1 message ---"
+    assert shown[3].endswith("bob: while you were away")
+    assert shown[4:] == ["--- end of history ---"]
     assert h.screen.prompt == "general> "
     assert h.client.phase is Phase.CHAT
     h.type("hello again\r")
     assert h.sent() == ["hello again"]
     # The next drop resumes with the fresh token, after 1 s at most 2.
     h.lose(ConnectionLost())
+    assert h.client.status == "connection lost; reconnecting in 2 s"
     h.clock.advance(1.8)
     h.accept()
     h.hear("HELLO chatroom 1 :Welcome")
     assert h.sent() == ["/resume alice fresh-token"]
+    h.hear("OK login alice", "END rooms", "OK join general", "END history general")
+    assert "* nothing new in general" in h.shown()
 
 
 def test_a_network_drop_backs_off_on_one_status_line() -> None:
     h = chatting()
     h.lose(ConnectionLost())
-    assert h.shown() == [
-        "* lost the connection to chat.test:5000: connection lost; reconnecting (exit quits)"
-    ]
-    waits = []
+    assert h.client.status == "connection lost; reconnecting in 1 s"
+    h.output()
+    statuses = []
     for _ in range(7):
-        waits.append(h.screen.prompt)
         h.clock.advance(RECONNECT_CAP)
         h.refuse(ConnectionRefusedError())
-    assert waits[0] == "[reconnecting in 1 s] general> "
-    assert waits[1] == "[refused; reconnecting in 2 s] general> "
-    assert [wait.split("reconnecting in ")[1].split(" ")[0] for wait in waits] == [
-        "1",
-        "2",
-        "4",
-        "8",
-        "16",
-        "30",
-        "30",
+        statuses.append(h.client.status)
+    assert statuses == [
+        f"connection lost (connection refused); reconnecting in {delay} s (try {n})"
+        for n, delay in enumerate([2, 4, 8, 16, 30, 30, 30], start=2)
     ]
-    # The attempts changed the prompt, and printed nothing.
-    assert h.shown() == []
+    # Each rewrote the status line in place (up to it, erased to the end,
+    # drawn again with the input line): no line was added.
+    out = h.output()
+    assert "\x1b[1A\r\x1b[J* connection lost (connection refused)" in out
+    assert "\r\n" not in out.replace("\r\ngeneral> ", "")
     # A connection that closes before its greeting is one more attempt.
     h.clock.advance(RECONNECT_CAP)
     h.accept()
     h.lose(ConnectionDone())
-    assert h.screen.prompt == "[closed; reconnecting in 30 s] general> "
+    assert h.client.status == "connection lost (closed); reconnecting in 30 s (try 9)"
     h.clock.advance(RECONNECT_CAP)
     h.accept()
     h.hear("HELLO chatroom 1 :Welcome")
     h.hear("OK login alice", "END rooms")
     assert h.sent() == [f"/resume alice {TOKEN}", "/token", "/join general"]
-    assert h.shown() == []
+    # And the count starts again.
+    h.lose(ConnectionLost())
+    assert h.client.status == "connection lost; reconnecting in 1 s"
+
+
+def test_a_server_not_ready_yet_is_tried_again() -> None:
+    h = chatting()
+    h.lose(ConnectionLost())
+    h.clock.advance(1)
+    h.accept()
+    h.hear("HELLO chatroom 1 :Welcome", "ERR unavailable :cannot check accounts right now")
+    assert h.wire.disconnecting
+    h.lose(ConnectionDone())
+    assert h.client.status == "connection lost (unavailable); reconnecting in 2 s (try 2)"
+    assert h.client.phase is Phase.RECONNECTING
 
 
 def test_a_silent_server_is_dropped_and_tried_again() -> None:
@@ -162,21 +184,23 @@ def test_a_silent_server_is_dropped_and_tried_again() -> None:
     h.clock.advance(10)
     assert h.wire.disconnecting
     h.lose(ConnectionDone())
-    assert h.screen.prompt == "[no greeting; reconnecting in 2 s] general> "
+    assert h.client.status == "connection lost (no greeting); reconnecting in 2 s (try 2)"
 
 
-def test_lines_typed_while_disconnected_are_not_sent() -> None:
+def test_enter_while_disconnected_leaves_the_line_where_it_is() -> None:
     h = chatting()
     h.lose(ConnectionLost())
     h.output()
     h.type("are you there?\r")
-    assert "! not connected: that line was not sent (Up brings it back)" in h.shown()
+    assert "! not connected: Enter sends the line once the client is back" in h.output()
+    assert h.screen.text == "are you there?"
+    h.type("\r")
+    assert "not connected" not in h.output()  # said once
     h.clock.advance(1)
     h.accept()
     h.hear("HELLO chatroom 1 :Welcome", "OK login alice", "END rooms")
     assert h.sent() == [f"/resume alice {TOKEN}", "/token", "/join general"]
-    # Up brings it back to send now.
-    h.type("\x1b[A\r")
+    h.type("\r")
     assert h.sent() == ["are you there?"]
 
 
@@ -224,9 +248,8 @@ def test_a_refused_token_asks_for_the_password_then_rejoins() -> None:
     h.sent()
     h.output()
     h.hear("ERR bad-credentials :wrong name or token")
-    shown = h.shown()
-    assert shown[0] == "! wrong name or token (bad-credentials)"
-    assert "could not resume the session" in shown[1]
+    assert h.client.status == ""
+    assert "! could not resume the session: wrong name or token (bad-credentials)" in h.shown()
     assert h.screen.prompt == "password: "
     assert not h.screen.echo
     h.type("password2\r")
@@ -245,26 +268,26 @@ def test_a_locked_account_ends_the_session_on_resuming() -> None:
     assert h.outcomes == [Outcome(1, "login refused: this account is locked (locked)")]
 
 
-def test_the_password_change_asks_both_without_echo() -> None:
+def test_the_password_change_asks_everything_blind_then_answers_the_server() -> None:
     h = chatting()
     h.type("/password\r")
-    assert h.sent() == ["/password"]
-    assert not h.screen.echo
-    h.hear("PROMPT password :current password:")
-    assert h.screen.prompt == "current password: "
+    assert h.sent() == []
+    assert (h.screen.prompt, h.screen.echo) == ("current password: ", False)
     h.type("old secret\r")
-    assert h.sent() == ["old secret"]
-    h.hear("PROMPT password :new password:")
     assert (h.screen.prompt, h.screen.echo) == ("new password: ", False)
     h.type("new secret\r")
     assert (h.screen.prompt, h.screen.echo) == ("new password again: ", False)
-    h.type("new secreT\r")
+    h.type("new secret\r")
+    assert h.sent() == ["/password"]
+    # Typed meanwhile: held, as the server would take it for a password.
+    h.type("hello\r")
     assert h.sent() == []
-    assert "! the two passwords differ; try again" in h.shown()
-    h.type("new secret\rnew secret\r")
+    h.hear("PROMPT password :current password:")
+    assert h.sent() == ["old secret"]
+    h.hear("PROMPT password :new password:")
     assert h.sent() == ["new secret"]
     h.hear("OK password")
-    assert h.sent() == ["/token"]
+    assert h.sent() == ["/token", "hello"]
     out = h.output()
     assert "* password changed" in out
     assert "secret" not in out
@@ -273,19 +296,32 @@ def test_the_password_change_asks_both_without_echo() -> None:
     assert b"secret" not in b"".join(h.screen.historyLines)
 
 
-def test_a_wrong_current_password_ends_the_dialog_and_sends_nothing_more() -> None:
+def test_new_passwords_that_differ_send_nothing() -> None:
     h = chatting()
-    h.type("/password\r")
-    h.hear("PROMPT password :current password:")
-    h.type("wrong\r")
-    h.sent()
-    # Typed blind before the server's answer: perhaps the new password.
-    h.type("new secret\r")
-    h.hear("ERR bad-credentials :wrong password")
+    h.type("/password\rold secret\rnew secret\rnew secreT\r")
     assert h.sent() == []
-    shown = h.shown()
-    assert "! wrong password (bad-credentials)" in shown
-    assert "! the lines typed during the password change were not sent" in shown
+    assert "! the new passwords differ; nothing changed" in h.shown()
+    assert h.screen.prompt == "general> "
+
+
+def test_an_empty_current_password_cancels() -> None:
+    h = chatting()
+    h.type("/password\r\r")
+    assert h.sent() == []
+    assert "* password change cancelled" in h.shown()
+
+
+def test_a_wrong_current_password_ends_the_dialog() -> None:
+    h = chatting()
+    h.type("/password\rwrong\rnew secret\rnew secret\r")
+    assert h.sent() == ["/password"]
+    h.hear("PROMPT password :current password:")
+    assert h.sent() == ["wrong"]
+    h.type("hello\r")
+    h.hear("ERR bad-credentials :wrong password; it is unchanged")
+    # The new password never goes out; the line held goes now.
+    assert h.sent() == ["hello"]
+    assert "! wrong password; it is unchanged (bad-credentials)" in h.shown()
     assert h.screen.prompt == "general> " and h.screen.echo
 
 
@@ -295,14 +331,13 @@ def test_a_weak_new_password_is_refused(interactive: bool) -> None:
     if not interactive:
         h.logged_in()
     end = "\r" if interactive else "\n"
-    h.type(f"/password{end}old secret{end}")
-    h.hear("PROMPT password :current password:")
-    h.hear("PROMPT password :new password:")
     # Asked twice on a terminal, once in a script (as at registration).
-    h.type(f"abc{end}" * (2 if interactive else 1))
-    assert h.sent() == ["/password", "old secret", "abc"]
-    h.hear("ERR weak-password :at least 8 characters")
-    assert "at least 8 characters (weak-password)" in h.output()
+    h.type(f"/password{end}old secret{end}" + f"abc{end}" * (2 if interactive else 1))
+    assert h.sent() == ["/password"]
+    h.hear("PROMPT password :current password:", "PROMPT password :new password:")
+    assert h.sent() == ["old secret", "abc"]
+    h.hear("ERR weak-password :passwords are 8 to 128 characters")
+    assert "passwords are 8 to 128 characters (weak-password)" in h.output()
     assert h.client.phase is Phase.CHAT
 
 
@@ -311,16 +346,15 @@ def test_logout_all_is_readable_and_asks_for_a_new_token() -> None:
     h.type("/logout-all\r")
     assert h.sent() == ["/logout-all"]
     h.hear("OK logout-all")
-    assert "* every session token of yours is revoked" in h.shown()
+    assert "* all session tokens revoked; this client keeps a new one" in h.shown()
     assert h.sent() == ["/token"]
 
 
-def test_a_script_ending_in_the_password_dialog_quits() -> None:
+def test_a_script_ending_in_the_password_dialog_quits_without_sending_it() -> None:
     h = Harness()
     h.logged_in()
     h.type("/password\n")
-    h.hear("PROMPT password :current password:")
     h.console.readConnectionLost()
-    assert h.sent() == ["/password", "/quit"]
+    assert h.sent() == ["/quit"]
     h.goodbye()
     assert h.outcomes == [Outcome(0)]
