@@ -358,3 +358,21 @@ def test_a_script_ending_in_the_password_dialog_quits_without_sending_it() -> No
     assert h.sent() == ["/quit"]
     h.goodbye()
     assert h.outcomes == [Outcome(0)]
+
+
+def test_private_messages_missed_while_away_are_shown_on_resuming() -> None:
+    h = chatting()
+    h.lose(ConnectionLost())
+    h.clock.advance(1)
+    h.accept()
+    h.hear(
+        "HELLO chatroom 1 :Welcome",
+        "OK login alice",
+        "ROOM general 1",
+        "END rooms",
+        f"DM alice {STAMP} bob :are you back?",
+        "END unread",
+    )
+    shown = h.shown()
+    assert "* missed while you were away:" in shown
+    assert any(line.endswith("bob \u2192 you: are you back?") for line in shown)
