@@ -10,12 +10,23 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
 
+from chat.commands import COMMANDS
 from chat.lines import format_timestamp
-from tests.client.helpers import NOW, STAMP, TIMEOUT, PipeClient, dialog, spawn_terminal
+from tests.client.helpers import (
+    NOW,
+    STAMP,
+    TIMEOUT,
+    PipeClient,
+    dialog,
+    free_port,
+    spawn_terminal,
+)
+from tests.conftest import ServerProcess
 
 
 class RestartingServer:
@@ -204,3 +215,51 @@ def test_a_revoked_token_on_a_terminal_asks_for_the_password(server: RestartingS
         "exit",
     ]
     assert "password2" not in log.getvalue()
+
+
+@pytest.mark.skipif(
+    not any(spec.name == "resume" for spec in COMMANDS), reason="a server without session tokens"
+)
+def test_a_real_server_stopped_and_started_under_a_terminal_client(
+    tmp_path: Path, pipe_clients: list[PipeClient]
+) -> None:
+    # The same port both times, as for a server restarted by its operator.
+    port = free_port()
+    server = ServerProcess(tmp_path / "data", "--port", f"tcp:{port}:interface=127.0.0.1")
+    server.start()
+    child, log = spawn_terminal(port)
+    try:
+        dialog(
+            child,
+            ("login or register? ", "register"),
+            ("username: ", "alice"),
+            ("password: ", "password1"),
+            ("password again: ", "password1"),
+            ("lobby> ", "general"),
+            ("general> ", "before the restart"),
+            ("alice: before the restart", None),
+        )
+        assert server.stop() == 0
+        child.expect_exact("* server shutting down; reconnecting in ")
+        server.restart()
+        bob = PipeClient(port)
+        pipe_clients.append(bob)
+        bob.send("register", "bob", "password2", "general", "while you were away")
+        bob.expect(r"bob: while you were away$")
+        assert bob.finish() == 0
+        dialog(
+            child,
+            ("* reconnected as alice", None),
+            ("* joined general", None),
+            # In the history of the join, or live if bob was quicker.
+            ("bob: while you were away", None),
+            ("general> ", "exit"),
+        )
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+    assert child.exitstatus == 0
+    after = log.getvalue().split("reconnecting in ", 1)[1]
+    assert "password" not in after and "! " not in after
