@@ -17,12 +17,19 @@ C{nc}, and so that a script can drive a chat session through a pipe:
     prompt says C{to <user>>}) until C{/room}; private messages read
     C{alice \u2192 you}, and those missed while away are shown at login.
     C{/history} alone pages back through the room or conversation.
+  - On a terminal it keeps a session token in memory, and when the
+    connection drops (a server restart, the network) it reconnects by
+    itself with backoff and jitter, resumes the session with the token
+    (no password asked), rejoins its room and shows what was missed; one
+    status line, rewritten in place, says what is going on meanwhile.
+    C{/password} asks both passwords blind before it starts the server's
+    dialog.
   - With standard input a pipe (a script), the first lines answer the same
     questions in the same order (see C{docs/client.md}), every later line is
     sent as typed, and when the input ends the client sends C{/quit}, waits
     for the server's C{BYE} and exits 0.  It exits 1, with one line on
     stderr, when the server is unreachable, refuses the login or drops the
-    connection.
+    connection (a script is never reconnected: it wants its exit status).
 
 The login always uses the explicit C{/login NAME PASSWORD} and
 C{/register NAME PASSWORD} commands rather than the server's guided dialog:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.stdio import StandardIO
 from twisted.python import usage
@@ -59,6 +60,14 @@ async def run(reactor: Any, options: Options) -> Outcome:
             width_watch = WidthWatch(0, reactor.callFromThread, screen.resize)
             width_watch.install()
         renderer = Renderer(style, reactor.seconds)
+
+        def connect() -> Deferred[Any]:
+            # Every connection, the first and any reconnection, is made the
+            # same way, to the same server with the same checks.
+            server = ServerProtocol(client, options.tls_host())
+            connected: Deferred[Any] = connectProtocol(options.endpoint(reactor), server)
+            return connected
+
         client = ChatClient(
             screen,
             renderer,
@@ -66,14 +75,15 @@ async def run(reactor: Any, options: Options) -> Outcome:
             interactive=interactive,
             user=options["user"],
             address=options.address(),
+            # A script wants its exit status, not a reconnection.
+            connect=connect if interactive else None,
         )
         console = ConsoleProtocol(client, screen, interactive)
         stdio = StandardIO(console, reactor=reactor)
         if interactive:
             screen.show(renderer.system(f"connecting to {options.address()}..."))
         try:
-            server = ServerProtocol(client, options.tls_host())
-            await connectProtocol(options.endpoint(reactor), server)
+            await connect()
         except Exception as error:
             message = " ".join(str(error).split()) or type(error).__name__
             client.connect_failed(message)

@@ -19,6 +19,7 @@ from chat.commands import COMMANDS, State
 
 __all__ = [
     "CLIENT_COMMANDS",
+    "CLIENT_KEPT",
     "HELP",
     "SLASH_COMMANDS",
     "complete",
@@ -42,6 +43,11 @@ CLIENT_HELP = (
 )
 
 
+#: The server's commands the client does for the user, and keeps out of
+#: its help and Tab: C{/token}, whose token it keeps to itself.
+CLIENT_KEPT = frozenset({"token"})
+
+
 #: The width of the help's first column.
 _USAGE_WIDTH = 18
 
@@ -53,7 +59,11 @@ def help_text() -> str:
     fetched from the server, so that C{/help} works the same before and
     after the login.
     """
-    rows = [(spec.usage, spec.help) for spec in COMMANDS if spec.states & _LOGGED_IN]
+    rows = [
+        (spec.usage, spec.help)
+        for spec in COMMANDS
+        if spec.states & _LOGGED_IN and spec.name not in CLIENT_KEPT
+    ]
     rows.extend(CLIENT_HELP)
     lines = ["commands (in a room, any other line is a message to the room):"]
     for usage, text in rows:
@@ -80,7 +90,13 @@ def slash_commands(state: State) -> tuple[str, ...]:
     The C{/commands} the table allows in C{state}, sorted: what Tab offers
     there (no C{/login} once logged in, no C{/who} in the lobby).
     """
-    return tuple(sorted(f"/{command.name}" for command in COMMANDS if state in command.states))
+    return tuple(
+        sorted(
+            f"/{command.name}"
+            for command in COMMANDS
+            if state in command.states and command.name not in CLIENT_KEPT
+        )
+    )
 
 
 #: The answers to "login or register?".

@@ -127,6 +127,8 @@ class Screen(HistoricRecvLine):
         self._row = 0
         self._rows = 1
         self.prompt = ""
+        # A line above the input line, rewritten in place (L{set_status}).
+        self._status = ""
         self.echo = True
         self.remember = False
         self.lineBuffer: list[bytes] = []
@@ -140,6 +142,7 @@ class Screen(HistoricRecvLine):
         self._on_line: Callable[[str], object] = lambda line: None
         self._on_eof: Callable[[], object] = lambda: None
         self._completer: Callable[[str], list[str]] = lambda before: []
+        self._hold: Callable[[str], bool] = lambda line: False
 
     # --- wiring ----------------------------------------------------------
 
@@ -154,14 +157,17 @@ class Screen(HistoricRecvLine):
         on_line: Callable[[str], object],
         on_eof: Callable[[], object],
         completer: Callable[[str], list[str]],
+        hold: Callable[[str], bool] = lambda line: False,
     ) -> None:
         """
-        Say where entered lines go, what Ctrl-D on an empty line does, and
-        what Tab may complete (given the line up to the cursor).
+        Say where entered lines go, what Ctrl-D on an empty line does, what
+        Tab may complete (given the line up to the cursor), and which lines
+        Enter leaves on the input line instead (while disconnected).
         """
         self._on_line = on_line
         self._on_eof = on_eof
         self._completer = completer
+        self._hold = hold
 
     def connectionMade(self) -> None:
         """
@@ -227,8 +233,9 @@ class Screen(HistoricRecvLine):
         Go to the input line's first row and erase the line: that row, or
         everything below too when the line takes several.
         """
-        up = f"\x1b[{self._row}A" if self._row else ""
-        return up + ("\r\x1b[K" if self._rows == 1 else "\r\x1b[J")
+        rows = self._row + (1 if self._status else 0)
+        up = f"\x1b[{rows}A" if rows else ""
+        return up + ("\r\x1b[K" if self._rows == 1 and not self._status else "\r\x1b[J")
 
     def _input_line(self) -> str:
         """
@@ -239,6 +246,8 @@ class Screen(HistoricRecvLine):
             return ""
         total, cursor = self._layout()
         shown = self.prompt + (self.text if self.echo else "")
+        if self._status:
+            shown = f"{self._status}\r\n{shown}"
         if self.terminal_width is None or total < self.terminal_width:
             self._row, self._rows = 0, 1
             back = total - cursor
@@ -283,6 +292,22 @@ class Screen(HistoricRecvLine):
         self.echo = echo
         self.redraw()
 
+    def set_status(self, status: str) -> None:
+        """
+        Show C{status} on a line of its own above the input line, in place
+        of the one shown before: one line that says what is going on (the
+        client reconnecting), rather than a line each time it changes.  An
+        empty status removes the line.  Cut to the terminal's width, so
+        that it takes one row.
+        """
+        if not self.interactive:
+            return
+        if self.terminal_width is not None and text_columns(status) >= self.terminal_width:
+            status = status[: max(0, self.terminal_width - 2)] + "\u2026"
+        erase = self._erase()
+        self._status = status
+        self._out(erase + self._input_line())
+
     def redraw(self) -> None:
         """
         Draw the input line again, e.g. after it was edited (Ctrl-L).
@@ -297,6 +322,7 @@ class Screen(HistoricRecvLine):
         if self.interactive and not self._closed:
             self._out(self._erase())
         self._closed = True
+        self._status = ""
         self._row, self._rows = 0, 1
         self.prompt = ""
         self.lineBuffer = []
@@ -506,6 +532,8 @@ class Screen(HistoricRecvLine):
         into the history too (not twice in a row).
         """
         line = b"".join(self.lineBuffer)
+        if self._hold(line.decode("utf-8")):
+            return
         if self.remember and self.echo and line.strip() and self.historyLines[-1:] != [line]:
             self.historyLines.append(line)
             del self.historyLines[: -self.HISTORY_SIZE]
@@ -539,7 +567,7 @@ class ConsoleProtocol(Protocol):
         self.closed: Deferred[None] = Deferred()
         self._pipe_buffer = b""
         self._keys: insults.ServerProtocol | None = None
-        screen.listen(client.user_line, client.user_eof, client.completions)
+        screen.listen(client.user_line, client.user_eof, client.completions, client.holds)
 
     def connectionMade(self) -> None:
         """

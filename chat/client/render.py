@@ -132,6 +132,11 @@ class Renderer:
         # The history targets (lower case, C{@user} for a conversation) whose
         # next END history ends an opening (joining, /dm) rather than a page.
         self._openings: set[str] = set()
+        # The latest stamp shown of each room (lower case), and the rooms
+        # being joined again after a reconnection, with the latest stamp
+        # shown before the drop: their history shows only what was missed.
+        self._latest: dict[str, str] = {}
+        self._rejoining: dict[str, str] = {}
         # OK login seen, its room list not finished: the missed private
         # messages come right after that list's END.
         self._logging_in = False
@@ -192,6 +197,28 @@ class Renderer:
         except (IndexError, ValueError):
             # Too few arguments: not the contract, but still worth showing.
             return [*heading, self.unknown(_unparse(line))]
+
+    def reset(self) -> None:
+        """
+        The connection dropped: forget the blocks it left half collected
+        and the openings it left awaited, which a new connection would
+        otherwise finish with lines of its own.
+        """
+        self._rooms, self._members, self._history = [], [], []
+        self._conversations, self._ignored, self._keepers = [], [], []
+        self._bans, self._audit = [], []
+        self._joined = None
+        self._openings.clear()
+        self._rejoining.clear()
+        self._logging_in = False
+        self._may_be_missed = self._missed_shown = False
+
+    def expect_rejoin(self, room: str) -> None:
+        """
+        The next history of C{room} is that of joining it again after a
+        reconnection: only the messages after the last one shown are new.
+        """
+        self._rejoining[room.lower()] = self._latest.get(room.lower(), "")
 
     def expect_opening(self, target: str) -> None:
         """
@@ -279,6 +306,8 @@ class Renderer:
         dim, as styles do not nest.
         """
         room, stamp, user = line.args[:3]
+        if stamp > self._latest.get(room.lower(), ""):
+            self._latest[room.lower()] = stamp
         when = f"[{self.when(stamp)}]"
         where = "" if room == self.room else f"#{clean(room)} "
         name, text = clean(user), clean(line.text or "")
@@ -428,6 +457,8 @@ class Renderer:
         """
         history, self._history = self._history, []
         partner = target[1:] if target.startswith("@") else None
+        if partner is None and target.lower() in self._rejoining:
+            return self._missed(target, history)
         if not history:
             if partner is not None:
                 return [self.system(f"no messages with {clean(partner)} yet")]
@@ -435,6 +466,18 @@ class Renderer:
         count = "1 message" if len(history) == 1 else f"{len(history)} messages"
         what = f"conversation with {clean(partner)}" if partner else f"history of {clean(target)}"
         return self._framed(f"--- {what}: last {count} ---", history)
+
+    def _missed(self, room: str, history: list[ServerLine]) -> list[str]:
+        """
+        The history of a room joined again after a reconnection: what was
+        said after the last message shown before the drop.
+        """
+        after = self._rejoining.pop(room.lower())
+        missed = [item for item in history if item.args[1] > after]
+        if not missed:
+            return [self.system(f"nothing new in {clean(room)}")]
+        count = "1 message" if len(missed) == 1 else f"{len(missed)} messages"
+        return self._framed(f"--- missed in {clean(room)}: {count} ---", missed)
 
     def _end_page(self, target: str) -> list[str]:
         """

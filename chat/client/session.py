@@ -9,13 +9,22 @@ goodbye.  No I/O of its own: the console and the connection feed it.
 from __future__ import annotations
 
 import enum
+import random
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -30,7 +39,15 @@ if TYPE_CHECKING:
     from chat.client.connection import ServerProtocol
     from chat.client.console import Screen
 
-__all__ = ["HELLO_TIMEOUT", "HISTORY_WAIT", "ChatClient", "Outcome", "Phase"]
+__all__ = [
+    "HELLO_TIMEOUT",
+    "HISTORY_WAIT",
+    "RECONNECT_CAP",
+    "ChatClient",
+    "Outcome",
+    "Phase",
+    "reconnect_delay",
+]
 
 #: Seconds to wait for the server's HELLO once connected.
 HELLO_TIMEOUT = 10.0
@@ -39,6 +56,31 @@ HELLO_TIMEOUT = 10.0
 #: room being joined or a conversation being opened (which say where the
 #: page starts) when a script sends it right after C{/join} or C{/dm}.
 HISTORY_WAIT = 10.0
+
+#: The longest wait, in seconds, between two attempts to reconnect (before
+#: the jitter).
+RECONNECT_CAP = 30.0
+
+#: The longest wait the server's C{RECONNECT <seconds>} is taken at: a
+#: garbled or hostile number must not park the client for a day.
+RECONNECT_MOST = 300
+
+
+def reconnect_delay(attempt: int, suggested: int | None, jitter: float) -> float:
+    """
+    How long to wait before attempt C{attempt} (0 for the first) to
+    reconnect: 1 s, 2 s, 4 s ... at most L{RECONNECT_CAP}, or for the first
+    the server's suggestion (C{RECONNECT}); plus a random part, so that the
+    clients a restart dropped together do not come back together.
+
+    @param jitter: A random number in [0, 1): the random part is that much
+        of a second, or of half the delay once that is longer.
+    """
+    if attempt == 0 and suggested is not None:
+        base = float(suggested)
+    else:
+        base = min(RECONNECT_CAP, 2.0**attempt)
+    return base + jitter * max(1.0, base / 2)
 
 
 # What the terminal's key handling drops (L{chat.client.console.Screen}): escape
@@ -68,11 +110,34 @@ class Phase(enum.Enum):
     ASK_CONFIRM = "ask-confirm"  # the password again, when registering
     AUTHENTICATING = "authenticating"  # /login or /register sent
     CHAT = "chat"  # logged in: lines go to the server
+    PASSWORD_WAIT = "password-wait"  # /password sent: the server's dialog under way
+    ASK_CURRENT = "ask-current"  # /password: the current password
+    ASK_NEW = "ask-new"  # /password: the new password
+    ASK_NEW_CONFIRM = "ask-new-confirm"  # /password: the new one again
+    RECONNECTING = "reconnecting"  # the connection dropped: waiting, or connecting again
+    RESUMING = "resuming"  # connected again: waiting for HELLO, then /resume sent
     QUITTING = "quitting"  # /quit sent or BYE seen, waiting for the close
     DONE = "done"
 
 
 _ASKING = {Phase.ASK_MODE, Phase.ASK_USER, Phase.ASK_PASSWORD, Phase.ASK_CONFIRM}
+
+#: The password change's questions, answered by the user's next line.
+_CHANGING = {Phase.ASK_CURRENT, Phase.ASK_NEW, Phase.ASK_NEW_CONFIRM}
+
+#: Where no typing is echoed: the passwords, and the wait between them,
+#: when what is typed is most likely the next password.
+_HIDDEN = {
+    Phase.ASK_PASSWORD,
+    Phase.ASK_CONFIRM,
+    Phase.ASK_CURRENT,
+    Phase.ASK_NEW,
+    Phase.ASK_NEW_CONFIRM,
+}
+
+#: Logged in, and the connection may drop under us: where a lost connection
+#: is reconnected (on a terminal, with a token).
+_LOGGED_IN = {Phase.CHAT, Phase.PASSWORD_WAIT, *_CHANGING}
 
 #: The C{OK <verb> <user>} answers that name a user, for Tab.
 _NAMING_OKS = ("ignore", "unignore", "lock", "unlock")
@@ -118,6 +183,18 @@ class ChatClient:
     C{/create}; C{/history} alone pages back through the room or the
     conversation the lines go to.
 
+    On a terminal, once logged in, the client asks the server for a
+    session token (C{/token}), which it keeps in memory only (never shown,
+    never written anywhere).  When the connection drops without a C{/quit}
+    (a server restart, which says C{RECONNECT <seconds>} before its C{BYE},
+    or the network), it says so on one line and reconnects by itself, with
+    backoff and jitter (L{reconnect_delay}); the prompt line says where it
+    is meanwhile.  Once connected it resumes the session with the token
+    (C{/resume}), rejoins the room it was in (whose history shows what was
+    missed) and asks for a fresh token.  A token refused (revoked, expired)
+    sends it back to asking for the password.  From a pipe it never
+    reconnects: a script wants its exit status.
+
     @ivar finished: Fires with an L{Outcome} when the session is over.
     """
 
@@ -130,7 +207,16 @@ class ChatClient:
         interactive: bool,
         user: str | None = None,
         address: str = "the server",
+        connect: Callable[[], Deferred[Any]] | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
+        """
+        @param connect: Opens a new connection to the server for this
+            client (whose protocol calls L{server_connected}); fires once
+            connected, fails when the server cannot be reached.  Without
+            it (or from a pipe) a lost connection ends the session.
+        @param jitter: A random number in [0, 1), for L{reconnect_delay}.
+        """
         self.screen = screen
         self.renderer = renderer
         self.style = renderer.style
@@ -179,6 +265,30 @@ class ChatClient:
         # waits for them (at most HISTORY_WAIT seconds).
         self._awaited: set[str] = set()
         self._history_timer: IDelayedCall | None = None
+        self._connect = connect
+        self._jitter = jitter
+        # The session token, in memory only; None before the first one.
+        self._token: str | None = None
+        # The server's RECONNECT on this connection, if it said one.
+        self._suggested: int | None = None
+        # Reconnecting: attempts failed so far, the next one's timer, what
+        # the prompt line says, the room to rejoin, whether the connection
+        # said HELLO, and whether the resumed login's room list is to hide.
+        self._attempt = 0
+        self._retry: IDelayedCall | None = None
+        self._why_lost = ""
+        #: What the status line says while reconnecting (without its
+        #: style); empty otherwise.
+        self.status = ""
+        self._rejoin: str | None = None
+        self._greeted = False
+        self._aborted: str | None = None
+        self._quiet_rooms = False
+        # Whether the user was told, in this outage, that Enter waits.
+        self._held_told = False
+        # /password: the passwords typed, until the server asks for them.
+        self._current_password = ""
+        self._new_password = ""
 
     # --- the server side -------------------------------------------------
 
@@ -190,11 +300,22 @@ class ChatClient:
         user waiting forever.
         """
         self._server = server
+        if self.phase is Phase.DONE:
+            # An attempt to reconnect that outlived the session.
+            self._abort("the session is over")
+            return
+        self._greeted = False
+        self._suggested = None
+        if self.phase is Phase.RECONNECTING:
+            self._set_phase(Phase.RESUMING)
         self._hello_timer = self.clock.callLater(HELLO_TIMEOUT, self._no_hello)
 
     def _no_hello(self) -> None:
         self._hello_timer = None
-        if self.phase is Phase.CONNECTING:
+        if self.phase is Phase.RESUMING and not self._greeted:
+            # Dropped, which counts as one more failed attempt.
+            self._abort("no greeting")
+        elif self.phase is Phase.CONNECTING:
             self._finish(
                 1,
                 f"{self.address} sent no greeting in {HELLO_TIMEOUT:g} s (a TLS port? try --tls)",
@@ -221,8 +342,15 @@ class ChatClient:
         ):
             self._finish(1, f"{self.address} is not a chatroom server")
             return
+        if self.phase is Phase.RESUMING:
+            self._resuming(line)
+            self._pump()
+            return
         if line is None:
             self.screen.show(self.renderer.unknown(raw.decode("utf-8", "replace")))
+            return
+        if self._private_line(line):
+            self._pump()
             return
         if self._help_wanted and line.tag == "INFO":
             return
@@ -230,7 +358,12 @@ class ChatClient:
             self._help_wanted -= 1
             self._show_help()
             return
-        for text in self.renderer.render(line):
+        texts = self.renderer.render(line)
+        if self._quiet_rooms and line.tag in ("ROOM", "END"):
+            # The room list of a resumed session: seen before the drop.
+            self._quiet_rooms = line.tag == "ROOM"
+            texts = []
+        for text in texts:
             self.screen.show(text)
         self._note(line)
         if self._awaited:
@@ -246,7 +379,7 @@ class ChatClient:
             self._on_login_refused(line)
         elif line.tag == "END" and line.args[:1] == ("rooms",):
             self.rooms, self._listing = set(self._listing), []
-            if self.renderer.room is None:
+            if self.renderer.room is None and self._rejoin is None:
                 self._hint(
                     "lobby",
                     'type a room name to join it, "create <room>" to make one, /help for all '
@@ -272,6 +405,159 @@ class ChatClient:
             self._set_phase(Phase.QUITTING)
         self._pump()
 
+    def _private_line(self, line: ServerLine) -> bool:
+        """
+        Handle the lines that are the client's business rather than the
+        user's: the session token (never shown), the restart's
+        C{RECONNECT} and the C{BYE} after it, and the password dialog's
+        prompts and outcome.
+
+        @return: Whether C{line} was one of them.
+        """
+        tag, args = line.tag, line.args
+        if tag == "OK" and args[:1] == ("token",):
+            if len(args) > 1:
+                self._token = args[1]
+            return True
+        if tag == "RECONNECT":
+            if args and args[0].isdigit() and int(args[0]) <= RECONNECT_MOST:
+                self._suggested = int(args[0])
+            return True
+        if tag == "BYE" and self._suggested is not None and self._can_reconnect():
+            # Said on the one status line when the connection closes.
+            self._bye = line.text or ""
+            return True
+        if self.phase is Phase.PASSWORD_WAIT and self._changing(line):
+            return True
+        if tag == "OK" and args[:1] == ("logout-all",):
+            keeps = self.interactive and self._connect is not None
+            said = "; this client keeps a new one" if keeps else ""
+            self.screen.show(self.renderer.system(f"all session tokens revoked{said}"))
+            self._ask_token()
+            return True
+        return False
+
+    def _changing(self, line: ServerLine) -> bool:
+        """
+        The server's password dialog, answered with the passwords the user
+        gave before C{/password} was sent: each only when the server asks
+        for it, so that after a refusal no password can go out as a chat
+        line.
+
+        @return: Whether C{line} was the dialog's.
+        """
+        tag, args = line.tag, line.args
+        if tag == "PROMPT" and args[:1] == ("password",):
+            if (line.text or "").lower().startswith("new"):
+                answer, self._new_password = self._new_password, ""
+            else:
+                answer, self._current_password = self._current_password, ""
+            self._send(answer)
+        elif tag == "OK" and args[:1] == ("password",):
+            self._end_password_dialog()
+            self.screen.show(self.renderer.system("password changed"))
+            # The change revoked every token, ours too.
+            self._ask_token()
+        elif tag == "ERR":
+            for text in self.renderer.render(line):
+                self.screen.show(text)
+            self._end_password_dialog()
+        else:
+            return False
+        return True
+
+    def _end_password_dialog(self) -> None:
+        self._current_password = self._new_password = ""
+        self._set_phase(Phase.CHAT)
+
+    def _ask_token(self) -> None:
+        """
+        Ask for a session token, to resume with after a drop: on a
+        terminal only, which alone reconnects.
+        """
+        if self.interactive and self._connect is not None:
+            self._send("/token")
+
+    def _can_reconnect(self) -> bool:
+        return (
+            self.interactive
+            and self._connect is not None
+            and self._token is not None
+            and not self._quit_sent
+        )
+
+    def _resuming(self, line: ServerLine | None) -> None:
+        """
+        A line on a new connection, before the session is resumed: the
+        greeting, then the answer to C{/resume}.  The room list is that of
+        a login, hidden (the user saw it); any private messages missed come
+        after it and are shown.
+        """
+        if not self._greeted:
+            if line is None or line.tag != "HELLO" or line.args[:1] != ("chatroom",):
+                self._abort("not a chatroom server")
+                return
+            self._greeted = True
+            self._cancel_hello_timer()
+            self._send(f"/resume {self._username} {self._token}")
+            return
+        if line is None:
+            return
+        if line.tag == "OK" and line.args[:1] == ("login",):
+            self.renderer.render(line)
+            self.renderer.me = line.args[1] if len(line.args) > 1 else self._username
+            self.renderer.room = None
+            self._attempt = 0
+            self._quiet_rooms = True
+            self._back_online()
+            self._set_phase(Phase.CHAT)
+            self._tell(f"reconnected as {clean(self.renderer.me)}")
+            self._ask_token()
+            self._back()
+        elif line.tag == "ERR":
+            self._on_resume_refused(line)
+        elif line.tag == "BYE":
+            # Too many connections, say: one more failed attempt.
+            self._bye = None
+        else:
+            for text in self.renderer.render(line):
+                self.screen.show(text)
+
+    def _back(self) -> None:
+        """
+        Logged in again after a drop: back to the room the user was in,
+        whose history shows what was missed.
+        """
+        room, self._rejoin = self._rejoin, None
+        if room is None:
+            return
+        self._awaited.add(room.lower())
+        self.renderer.expect_rejoin(room)
+        self._send(f"/join {room}")
+
+    def _on_resume_refused(self, line: ServerLine) -> None:
+        """
+        C{/resume} refused.  A token refused (revoked by a password change,
+        C{/logout-all} or a lock; or expired): ask for the password, as at
+        the start.  A locked account ends the session as a locked login
+        does.  Anything else (a server still starting, C{unavailable}) is
+        one more failed attempt.
+        """
+        code = line.args[0] if line.args else "error"
+        said = f"{clean(line.text)} " if line.text else ""
+        if code == "bad-credentials":
+            self._back_online()
+            self._token = None
+            self._complain(f"could not resume the session: {said}({code})")
+            self._mode = "login"
+            self._set_phase(Phase.ASK_PASSWORD)
+        elif code in _FINAL_REFUSALS:
+            for text in self.renderer.render(line):
+                self.screen.show(text)
+            self._finish(1, f"login refused: {said}({clean(code)})")
+        else:
+            self._abort(clean(code))
+
     def server_lost(self, reason: Failure) -> None:
         """
         The connection closed: the normal end after our C{/quit}, a failure
@@ -280,8 +566,11 @@ class ChatClient:
         self._server = None
         if self.phase is Phase.DONE:
             return
+        self._cancel_hello_timer()
         tls_problem = tls_failure(reason)
-        if self.phase is Phase.CONNECTING and tls_problem is not None:
+        if tls_problem is None and self._reconnects(reason):
+            return
+        if self.phase in (Phase.CONNECTING, Phase.RESUMING) and tls_problem is not None:
             self._finish(1, f"cannot connect to {self.address}: {tls_problem}")
         elif self._quit_sent:
             self._finish(0)
@@ -293,6 +582,119 @@ class ChatClient:
         else:
             message = " ".join(reason.getErrorMessage().split())
             self._finish(1, f"lost the connection to {self.address}: {message}")
+
+    def _reconnects(self, reason: Failure) -> bool:
+        """
+        Start reconnecting, or go on, if the lost connection calls for it:
+        on a terminal, with a token, when the user did not quit and the
+        server did not end the session on purpose (a C{BYE} without
+        C{RECONNECT}: an idle timeout, a lock).
+
+        @return: Whether the client is reconnecting.
+        """
+        if self.phase in (Phase.RESUMING, Phase.RECONNECTING):
+            why, self._aborted = self._aborted or self._why(reason), None
+            self._attempt += 1
+            self._schedule(f"connection lost ({why})")
+            return True
+        restart = self._suggested is not None
+        if not self._can_reconnect() or (self._bye is not None and not restart):
+            return False
+        if self.phase not in _LOGGED_IN:
+            return False
+        why = clean(self._bye) if restart and self._bye else "connection lost"
+        self._drop_state()
+        self._attempt = 0
+        self._schedule(why)
+        return True
+
+    @staticmethod
+    def _why(reason: Failure) -> str:
+        """
+        What went wrong, in a few words: it goes on the status line.
+        """
+        short = {
+            ConnectionDone: "closed",
+            ConnectionLost: "lost",
+            ConnectionRefusedError: "connection refused",
+            TCPTimedOutError: "timed out",
+            TimeoutError: "timed out",
+            DNSLookupError: "host not found",
+        }
+        for error, words in short.items():
+            if reason.check(error):
+                return words
+        return " ".join(reason.getErrorMessage().split()) or "lost"
+
+    def _drop_state(self) -> None:
+        """
+        Forget what was under way on the lost connection: lines waiting to
+        be sent (they would land in a conversation the user can no longer
+        follow), awaited histories, a password dialog.
+        """
+        self._rejoin = self.renderer.room
+        self._held_told = False
+        self._bye = None
+        self._help_wanted = 0
+        self._opening = None
+        self._current_password = self._new_password = ""
+        self._awaited.clear()
+        self._stop_history_timer()
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        self._wakeup = None
+        if self._pending:
+            self._pending.clear()
+            self._complain("the lines typed but not sent yet were dropped")
+        self.renderer.reset()
+
+    def _schedule(self, why: str) -> None:
+        """
+        Wait before the next attempt, and say so on the status line, which
+        each attempt rewrites rather than add a line of its own.
+        """
+        delay = reconnect_delay(self._attempt, self._suggested, self._jitter())
+        self._suggested = None
+        self._why_lost = why
+        self._set_phase(Phase.RECONNECTING)
+        self._show_status(f"reconnecting in {delay:.0f} s")
+        self._retry = self.clock.callLater(delay, self._try_again)
+
+    def _show_status(self, doing: str) -> None:
+        tries = f" (try {self._attempt + 1})" if self._attempt else ""
+        status = f"{self._why_lost}; {doing}{tries}"
+        self.status = status
+        self.screen.set_status(self.renderer.system(status))
+
+    def _try_again(self) -> None:
+        self._retry = None
+        if self.phase is not Phase.RECONNECTING or self._connect is None:
+            return
+        self._show_status("connecting")
+        self._connect().addErrback(self._unreachable)
+
+    def _unreachable(self, reason: Failure) -> None:
+        if self.phase is Phase.RECONNECTING:
+            self._attempt += 1
+            self._schedule(f"connection lost ({self._why(reason)})")
+
+    def _abort(self, why: str) -> None:
+        """
+        Drop a new connection that is not what it should be; the close
+        counts as a failed attempt.
+        """
+        self._aborted = why
+        server = self._server
+        if server is not None and server.transport is not None:
+            abort = getattr(server.transport, "abortConnection", server.transport.loseConnection)
+            abort()
+
+    def _back_online(self) -> None:
+        """
+        The status line goes: the client is back, or asks for a password.
+        """
+        self.status = ""
+        self.screen.set_status("")
 
     def _note(self, line: ServerLine) -> None:
         """
@@ -430,7 +832,11 @@ class ChatClient:
         if command in ("login", "register") and self.phase is Phase.AUTHENTICATING:
             self.renderer.me = name or self._username
             self.renderer.room = None
+            self._username = name or self._username
             self._set_phase(Phase.CHAT)
+            self._ask_token()
+            if self._rejoin is not None:
+                self._back()
         elif command == "join" and name is not None:
             self.renderer.room = name
             self.rooms.add(name)
@@ -474,6 +880,24 @@ class ChatClient:
             return
         self._pending.append(line)
         self._pump()
+
+    def holds(self, line: str) -> bool:
+        """
+        Whether Enter leaves C{line} on the input line rather than hand it
+        over: while disconnected, where it could not be sent.  It is not
+        kept for later either: by then it might land in a conversation
+        that has moved on; the user sends it, or not, once back.  C{exit}
+        and C{/quit} go through, and quit.
+        """
+        if self.phase not in (Phase.RECONNECTING, Phase.RESUMING):
+            return False
+        stripped = _typed(line).strip()
+        if not stripped or stripped == "exit" or stripped.lower() == "/quit":
+            return False
+        if not self._held_told:
+            self._held_told = True
+            self._complain("not connected: Enter sends the line once the client is back")
+        return True
 
     def completions(self, before: str) -> list[str]:
         """
@@ -521,6 +945,14 @@ class ChatClient:
             return "password: "
         if self.phase is Phase.ASK_CONFIRM:
             return "password again: "
+        if self.phase is Phase.ASK_CURRENT:
+            return "current password: "
+        if self.phase is Phase.ASK_NEW:
+            return "new password: "
+        if self.phase is Phase.ASK_NEW_CONFIRM:
+            return "new password again: "
+        if self.phase in (Phase.RECONNECTING, Phase.RESUMING):
+            return f"{self.renderer.room or 'lobby'}> "
         if self.phase is Phase.CHAT and self.talking_to is not None:
             return f"to {self.talking_to}> "
         if self.phase is Phase.CHAT:
@@ -532,8 +964,9 @@ class ChatClient:
         self._update_prompt()
 
     def _update_prompt(self) -> None:
-        echo = self.phase not in (Phase.ASK_PASSWORD, Phase.ASK_CONFIRM)
-        self.screen.remember = self.phase is Phase.CHAT
+        echo = self.phase not in _HIDDEN
+        # A line typed while reconnecting is not sent, but Up brings it back.
+        self.screen.remember = self.phase in (Phase.CHAT, Phase.RECONNECTING, Phase.RESUMING)
         self.screen.set_prompt(self.style(self._prompt_text(), Style.BOLD), echo=echo)
 
     def _ask(self, phase: Phase) -> None:
@@ -578,6 +1011,10 @@ class ChatClient:
         while self._pending and self.phase is not Phase.DONE:
             if self.phase in _ASKING:
                 self._answer(self._pending.popleft())
+            elif self.phase in _CHANGING:
+                self._answer_change(self._pending.popleft())
+            elif self.phase in (Phase.RECONNECTING, Phase.RESUMING):
+                self._offline(self._pending.popleft())
             elif self.phase is Phase.CHAT:
                 if self._wakeup is not None or self._history_timer is not None:
                     return
@@ -606,7 +1043,13 @@ class ChatClient:
         self._pump()
 
     def _input_done(self) -> None:
-        if self.phase is Phase.CHAT or (self.phase in _ASKING and self.interactive):
+        if self.phase in (Phase.RECONNECTING, Phase.RESUMING):
+            self._finish(0)
+        elif self.phase in _CHANGING:
+            # Nothing was sent yet: no change, and the end of the session.
+            self._end_password_dialog()
+            self._quit()
+        elif self.phase is Phase.CHAT or (self.phase in _ASKING and self.interactive):
             self._quit()
         elif self.phase in _ASKING:
             self._finish(1, "standard input ended before the login was complete")
@@ -648,6 +1091,68 @@ class ChatClient:
                 self._set_phase(Phase.ASK_PASSWORD)
             else:
                 self._authenticate(line)
+
+    def _offline(self, line: str) -> None:
+        """
+        A line typed while the connection is down: not sent, and not kept
+        for later either (by then it might land in a room the user no
+        longer follows, or be a command that no longer makes sense); Up
+        brings it back to send again.  C{exit} and C{/quit} end the session.
+        """
+        stripped = _typed(line).strip()
+        if not stripped:
+            return
+        if stripped == "exit" or stripped.lower() == "/quit":
+            self._echo(stripped)
+            self._finish(0)
+            return
+        self._complain("not connected: that line was not sent (Up brings it back)")
+
+    def _answer_change(self, line: str) -> None:
+        """
+        Take C{line} as the answer to a question of the password change:
+        the current password, then the new one (twice on a terminal, since
+        it is typed blind, as at registration).  Nothing is sent before
+        all are in; an empty current password cancels.
+        """
+        phase = self.phase
+        self._echo("")
+        if phase is Phase.ASK_CURRENT:
+            if not line:
+                self._end_password_dialog()
+                self._tell("password change cancelled")
+                return
+            self._current_password = line
+            self._set_phase(Phase.ASK_NEW)
+        elif phase is Phase.ASK_NEW:
+            if not line and self.interactive:
+                self._complain("the password is empty")
+                self.screen.redraw()
+                return
+            if not line:
+                self._end_password_dialog()
+                self._complain("the new password is empty; nothing changed")
+                return
+            self._new_password = line
+            if self.interactive:
+                self._set_phase(Phase.ASK_NEW_CONFIRM)
+            else:
+                self._start_change()
+        elif phase is Phase.ASK_NEW_CONFIRM:
+            if line != self._new_password:
+                self._end_password_dialog()
+                self._complain("the new passwords differ; nothing changed")
+                return
+            self._start_change()
+
+    def _start_change(self) -> None:
+        """
+        All the answers are in: start the server's dialog (L{_changing}),
+        and hold what is typed meanwhile, which the server would take for
+        a password.
+        """
+        self._send("/password")
+        self._set_phase(Phase.PASSWORD_WAIT)
 
     def _answer_mode(self, line: str) -> None:
         word = line.strip()
@@ -771,6 +1276,13 @@ class ChatClient:
                 self._stop_talking()
         elif verb == "/history" and len(words) == 1:
             self._page_back()
+        elif verb == "/token":
+            self._complain(
+                "the client keeps its session token to itself (in memory, never shown); "
+                "it resumes the session when the connection drops"
+            )
+        elif verb == "/password" and len(words) == 1:
+            self._set_phase(Phase.ASK_CURRENT)
         elif verb == "/delete" and self._shown_time(words):
             self._delete_shown(verb, " ".join(words[1:]))
         else:
@@ -869,6 +1381,10 @@ class ChatClient:
             self._wakeup.cancel()
         self._wakeup = None
         self._stop_history_timer()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+        self._token = None
         self._pending.clear()
         self.screen.close()
         if self._server is not None and self._server.transport is not None:

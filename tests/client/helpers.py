@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect  # type: ignore[import-untyped]
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -46,11 +47,22 @@ STAMP = format_timestamp(NOW)
 class Harness:
     """
     One client wired to fake standard I/O and a fake server connection.
+
+    With C{reconnect}, the client may connect again: each attempt waits in
+    L{attempts} until the test L{accept}s or L{refuse}s it; the jitter is
+    always C{jitter}.
     """
 
     def __init__(
-        self, *, interactive: bool = False, user: str | None = None, colour: bool = False
+        self,
+        *,
+        interactive: bool = False,
+        user: str | None = None,
+        colour: bool = False,
+        reconnect: bool = False,
+        jitter: float = 0.0,
     ) -> None:
+        self.attempts: list[Deferred[Any]] = []
         self.clock = Clock()
         self.clock.advance(NOW)
         self.screen = Screen(interactive)
@@ -62,6 +74,8 @@ class Harness:
             interactive=interactive,
             user=user,
             address="chat.test:5000",
+            connect=self._connect if reconnect else None,
+            jitter=lambda: jitter,
         )
         self.console = ConsoleProtocol(self.client, self.screen, interactive)
         self.stdout = StringTransport()
@@ -71,6 +85,27 @@ class Harness:
         self.server.makeConnection(self.wire)
         self.outcomes: list[Outcome] = []
         self.client.finished.addCallback(self.outcomes.append)
+
+    def _connect(self) -> Deferred[Any]:
+        attempt: Deferred[Any] = Deferred()
+        self.attempts.append(attempt)
+        return attempt
+
+    def accept(self) -> None:
+        """
+        The first waiting attempt connects, on a new fake connection.
+        """
+        attempt = self.attempts.pop(0)
+        self.server = ServerProtocol(self.client)
+        self.wire = StringTransport()
+        self.server.makeConnection(self.wire)
+        attempt.callback(self.server)
+
+    def refuse(self, reason: Exception) -> None:
+        """
+        The first waiting attempt fails.
+        """
+        self.attempts.pop(0).errback(Failure(reason))
 
     def type(self, text: str) -> None:
         self.console.dataReceived(text.encode("utf-8"))
@@ -91,6 +126,14 @@ class Harness:
 
     def lines(self) -> list[str]:
         return self.output().splitlines()
+
+    def shown(self) -> list[str]:
+        """
+        The lines printed above the input line on a terminal (without the
+        redrawn input lines in between).
+        """
+        *printed, _ = self.output().split("\r\n")
+        return [re.split(r"\x1b\[[KJ]", line)[-1] for line in printed]
 
     def logged_in(self, name: str = "alice") -> None:
         """

@@ -4,7 +4,14 @@ What Tab completes, from the server's command table.
 
 from __future__ import annotations
 
-from chat.client.commands import CLIENT_COMMANDS, HELP, SLASH_COMMANDS, complete, completions
+from chat.client.commands import (
+    CLIENT_COMMANDS,
+    CLIENT_KEPT,
+    HELP,
+    SLASH_COMMANDS,
+    complete,
+    completions,
+)
 from chat.commands import COMMANDS, SLASH_VERBS, State
 
 # The table's commands of a logged-in user that are not new with private
@@ -17,10 +24,16 @@ def test_completions_come_from_the_servers_command_table() -> None:
     # Only what the table allows where the user is: no /login nor /register
     # once logged in, no /leave nor /who in the lobby; and the client's own.
     in_room = completions("/", asking_mode=False, in_lobby=False)
-    logged_in = {c for c in SLASH_COMMANDS if c not in ("/login", "/register")}
+    logged_in = {
+        f"/{spec.name}"
+        for spec in COMMANDS
+        if spec.states & {State.LOBBY, State.IN_ROOM} and spec.name not in CLIENT_KEPT
+    }
     assert in_room == sorted(logged_in | set(CLIENT_COMMANDS))
     assert {"/create", "/help", "/join", "/leave", "/quit", "/rooms", "/who"} <= set(in_room)
     assert {"/dm", "/room", "/history"} <= set(in_room)
+    # Nor what the client does itself: the session token.
+    assert "/token" not in in_room and "/token" not in HELP
     only_in_rooms = {f"/{spec.name}" for spec in COMMANDS if State.LOBBY not in spec.states}
     assert {"/leave", "/who", "/kick", "/topic"} <= only_in_rooms
     assert completions("/", asking_mode=False, in_lobby=True) == sorted(
@@ -109,7 +122,7 @@ def test_the_moderation_commands_complete_their_user_or_room() -> None:
 def test_help_comes_from_the_servers_command_table() -> None:
     lines = HELP.splitlines()
     logged_in = {State.LOBBY, State.IN_ROOM}
-    table = [spec for spec in COMMANDS if spec.states & logged_in]
+    table = [spec for spec in COMMANDS if spec.states & logged_in and spec.name not in CLIENT_KEPT]
     assert [spec.name for spec in table if spec.name in _BEFORE_DMS] == _BEFORE_DMS
     rows = []
     for spec in table:

@@ -361,3 +361,30 @@ def test_the_hint_comes_after_the_messages_missed(india_time: None) -> None:
         "\r\x1b[K* end of missed messages\r\nlobby> "
         "\r\x1b[K* answer with /msg carol <text>, or /dm carol to talk\r\nlobby> "
     )
+
+
+def test_a_status_line_is_rewritten_in_place_above_the_input_line() -> None:
+    h = in_room()
+    h.type("draft")
+    h.output()
+    h.screen.set_status("* lost; reconnecting in 1 s")
+    assert h.output() == "\r\x1b[K* lost; reconnecting in 1 s\r\ngeneral> draft"
+    # A printed line goes above it; it stays above the input line.
+    h.screen.show("* something")
+    assert h.output() == (
+        "\x1b[1A\r\x1b[J* something\r\n* lost; reconnecting in 1 s\r\ngeneral> draft"
+    )
+    h.screen.set_status("* lost; reconnecting in 2 s (try 2)")
+    assert h.output() == "\x1b[1A\r\x1b[J* lost; reconnecting in 2 s (try 2)\r\ngeneral> draft"
+    h.screen.set_status("")
+    assert h.output() == "\x1b[1A\r\x1b[Jgeneral> draft"
+    h.screen.show("* back")
+    assert h.output() == "\r\x1b[K* back\r\ngeneral> draft"
+
+
+def test_a_status_line_too_long_is_cut_to_one_row() -> None:
+    h = in_room()
+    h.screen.resize(20)
+    h.output()
+    h.screen.set_status("* " + "x" * 40)
+    assert h.output() == "\r\x1b[K* xxxxxxxxxxxxxxxx\u2026\r\ngeneral> "
